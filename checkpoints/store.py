@@ -1,0 +1,61 @@
+"""The abstract checkpoint store: a few primitives every backend implements.
+
+Keys are relative POSIX paths (``"checkpoints/0003/micro_300.weights"``). A backend implements only the
+primitives below; manifest, discovery, integrity, retention and sync are written once on top of them and
+never touch a backend's internals. Every backend passes the contract suite in ``tests/checkpoints/``.
+
+Atomic publish is the rule: after ``upload``/``write_bytes`` returns, readers see the complete object; before,
+they see the old one or nothing. A backend that cannot rename atomically (Drive) makes the object visible only
+through the manifest, which is itself written last.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One object in a store."""
+
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
+    file_id: str | None = None  # backend-specific address (Drive file ID); None for the path store
+
+
+class CheckpointStore(ABC):
+    """Where a job's durable objects live (a folder on the Drive mount, or Drive through its API)."""
+
+    #: Short name used in logs and in ``orchestrator checkpoints`` output.
+    name: str = "store"
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[StoreEntry]:
+        """Entries whose key starts with ``prefix`` (recursive). Cost grows with the result: keep prefixes narrow."""
+
+    @abstractmethod
+    def stat(self, key: str) -> StoreEntry | None:
+        """The entry for ``key``, or None if absent."""
+
+    @abstractmethod
+    def download(self, key: str, dest: Path) -> StoreEntry:
+        """Copy ``key`` to local ``dest`` atomically (temp + rename); raise StorageError if absent."""
+
+    @abstractmethod
+    def upload(self, src: Path, key: str) -> StoreEntry:
+        """Publish local ``src`` under ``key`` atomically, replacing any previous object of that key."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """Whole content of a small object (manifests, state); raise StorageError if absent."""
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> StoreEntry:
+        """Publish a small object atomically."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` permanently (no quota-eating trash copy where the backend allows); absent is fine."""

@@ -1,0 +1,1 @@
+"""Pattern-based, idempotent patches for darknet sources (both forks) and its cached build."""

@@ -1,0 +1,67 @@
+"""Every path of a job, built in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.spec import JobSpecBase
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """The job's home (durable, e.g. on Drive) and its local work folder (scratch, gone with the machine)."""
+
+    home: Path
+    work: Path
+
+    @classmethod
+    def for_spec(cls, spec: JobSpecBase) -> JobPaths:
+        return cls(home=spec.checkpoint_dir / spec.name, work=spec.work_dir / spec.name)
+
+    @classmethod
+    def for_home(cls, home: Path) -> JobPaths:
+        """Paths of an existing job given only its home folder (status on a folder)."""
+        return cls(home=home, work=home / ".no-work-dir")
+
+    # durable, in the job's home
+    @property
+    def state(self) -> Path:
+        return self.home / "state.json"
+
+    @property
+    def state_prev(self) -> Path:
+        return self.home / "state.prev.json"
+
+    @property
+    def journal(self) -> Path:
+        return self.home / "journal.jsonl"
+
+    @property
+    def lease(self) -> Path:
+        return self.home / "lease.json"
+
+    @property
+    def lease_lock(self) -> Path:
+        return self.home / ".lease.lock"
+
+    @property
+    def spec_copy(self) -> Path:
+        return self.home / "spec.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def store_root(self) -> Path:
+        """Root of the job's path store (checkpoints, caches, manifests)."""
+        return self.home / "store"
+
+    @property
+    def output(self) -> Path:
+        """Durable output folder of a ``command`` job (``{output_dir}``)."""
+        return self.home / "output"
+
+    def session_log(self, session_index: int, session_id: str, what: str = "orchestrator") -> Path:
+        return self.logs / f"session-{session_index:03d}-{session_id}.{what}.log"
