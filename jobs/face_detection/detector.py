@@ -1,0 +1,96 @@
+"""Face detectors behind one small interface: a batch of same-size BGR frames in, faces per frame out.
+
+``RetinaFaceDetector`` runs the network on the whole batch at once, then decodes, thresholds and suppresses
+on the device in torch (priors cached per input size); ``HaarDetector`` lives in ``haar.py``. Coordinates are
+pixels of the frames given; the pipeline maps them back to original-frame pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from jobs.face_detection.decode import decode_boxes, decode_landmarks
+from jobs.face_detection.detections import Face
+from jobs.face_detection.model import BGR_MEAN, RetinaFace
+from jobs.face_detection.nms import nms
+from jobs.face_detection.priors import cached_priors
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Post-processing settings; the defaults are the reference script's."""
+
+    confidence: float = 0.02
+    top_k: int = 5000
+    nms: float = 0.4
+    keep_top_k: int = 750
+    visualization: float = 0.6
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, frames: list[np.ndarray]) -> list[list[Face]]:
+        """Faces (score >= the visualisation threshold) for each frame of a batch of same-size BGR uint8 frames."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def preprocess(frames: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """BGR uint8 HxWx3 frames -> float NCHW batch minus the BGR mean, no scaling (as the reference)."""
+    batch = torch.from_numpy(np.stack(frames)).to(device)
+    mean = torch.tensor(BGR_MEAN, device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    return (batch.permute(0, 3, 1, 2).float() - mean).to(dtype).contiguous()
+
+
+class RetinaFaceDetector:
+    def __init__(
+        self, model: RetinaFace, device: torch.device, fp16: bool = False, thresholds: Thresholds = Thresholds()
+    ) -> None:
+        self.name = f"retinaface-{model.backbone_name}"
+        self.device = device
+        self.dtype = torch.float16 if fp16 and device.type == "cuda" else torch.float32
+        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self.thresholds = thresholds
+
+    @torch.inference_mode()
+    def forward(self, frames: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Raw network outputs for a batch (loc, conf, landmarks), in float32."""
+        loc, conf, landmarks = self.model(preprocess(frames, self.device, self.dtype))
+        return loc.float(), conf.float(), landmarks.float()
+
+    @torch.inference_mode()
+    def detect(self, frames: list[np.ndarray]) -> list[list[Face]]:
+        if not frames:
+            return []
+        height, width = frames[0].shape[:2]
+        loc, conf, landmark_offsets = self.forward(frames)
+        priors = cached_priors(height, width, str(self.device))
+        scale = torch.tensor([width, height], device=self.device, dtype=torch.float32)
+        boxes = decode_boxes(loc, priors) * scale.repeat(2)
+        points = decode_landmarks(landmark_offsets, priors) * scale
+        return [self._select(boxes[i], conf[i, :, 1], points[i]) for i in range(len(frames))]
+
+    def _select(self, boxes: torch.Tensor, scores: torch.Tensor, points: torch.Tensor) -> list[Face]:
+        t = self.thresholds
+        candidates = torch.nonzero(scores > t.confidence).squeeze(1)
+        if candidates.numel() > t.top_k:
+            candidates = candidates[torch.topk(scores[candidates], t.top_k).indices]
+        kept = candidates[nms(boxes[candidates], scores[candidates], t.nms)][: t.keep_top_k]
+        kept = kept[scores[kept] >= t.visualization]
+        box_list = boxes[kept].cpu().tolist()
+        score_list = scores[kept].cpu().tolist()
+        point_list = points[kept].cpu().tolist()
+        return [
+            Face(tuple(b), s, tuple((x, y) for x, y in p))  # type: ignore[arg-type]
+            for b, s, p in zip(box_list, score_list, point_list)
+        ]
