@@ -1,0 +1,101 @@
+"""Reading input videos and images as numbered BGR frames (OpenCV), with failures as plain exceptions.
+
+A video is read sequentially; frames before the resume point and between processed frames (``frame_step``)
+are skipped with ``grab()`` (no colour conversion), which stays exact where container seeking is not.
+An image is a one-frame source. ``InputError`` says why an input cannot be processed; the pipeline records
+it as the input's failure reason and the batch goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"})
+
+
+class InputError(Exception):
+    """An input video/image cannot be processed (unreadable, truncated, no frames)."""
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    width: int
+    height: int
+    fps: float  # 0.0 for images and videos without a frame rate
+    declared_frames: int  # from the container (approximate for some formats), 1 for an image
+
+
+def read_image(path: Path) -> np.ndarray:
+    data = np.fromfile(str(path), dtype=np.uint8)  # np + imdecode: works for unicode paths too
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise InputError(f"cannot decode image {path.name} (unreadable or not an image)")
+    return image
+
+
+class VideoSource:
+    """Sequential frame reader over one video file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.is_file() or path.stat().st_size == 0:
+            raise InputError(f"{path.name} is empty or missing")
+        self.capture = cv2.VideoCapture(str(path))
+        if not self.capture.isOpened():
+            raise InputError(f"cannot open video {path.name} (unreadable, truncated or unsupported format)")
+        width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        declared = int(max(0, self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        if width <= 0 or height <= 0:
+            self.close()
+            raise InputError(f"video {path.name} reports no frame size (no video stream?)")
+        self.info = SourceInfo(width, height, fps if 0 < fps < 1000 else 0.0, declared)
+        self.position = 0  # index of the next frame in the file
+        self.last_frame_read = -1
+
+    def frames(self, start: int, step: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) for frames ``start, start+step, ...`` (``start`` a multiple of ``step``) to the end."""
+        while self.position < start:
+            if not self.capture.grab():
+                return
+            self.position += 1
+        while True:
+            if self.position % step:
+                ok = self.capture.grab()
+                frame = None
+            else:
+                ok, frame = self.capture.read()
+            if not ok:
+                return
+            index = self.position
+            self.position += 1
+            if frame is not None:
+                self.last_frame_read = index
+                yield index, frame
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+def truncation_reason(info: SourceInfo, frames_seen: int) -> str | None:
+    """Why a video that ended after ``frames_seen`` frames counts as truncated, or None.
+
+    Containers' frame counts can be off by a frame or two (or 1 %), so only a clear shortfall counts.
+    """
+    if frames_seen == 0:
+        return "no frames could be decoded (zero-frame or corrupt video)"
+    declared = info.declared_frames
+    if declared > 0 and frames_seen < declared - max(2, declared // 100):
+        return f"truncated: decoded {frames_seen} of {declared} frames the container declares"
+    return None
