@@ -22,7 +22,7 @@ def write_face_video(path: Path, frames: int = 12, size: tuple[int, int] = (320,
     assert writer.isOpened(), f"OpenCV cannot write {fourcc} to {path}"
     for i in range(frames):
         canvas = np.full((size[1], size[0], 3), 60, np.uint8)
-        x = 10 + 6 * i
+        x = 10 + 6 * (i % 20)
         canvas[30:210, x : x + 180] = photo
         writer.write(canvas)
     writer.release()
