@@ -46,10 +46,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def preprocess(frames: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """BGR uint8 HxWx3 frames -> float NCHW batch minus the BGR mean, no scaling (as the reference)."""
+    """BGR uint8 HxWx3 frames -> float NCHW batch minus the BGR mean, no scaling (as the reference).
+
+    The batch is laid out channels-last in memory (the frames' own NHWC order, so no transpose copy), which
+    oneDNN and cuDNN run faster for this network than NCHW; the model is converted to match.
+    """
     batch = torch.from_numpy(np.stack(frames)).to(device)
     mean = torch.tensor(BGR_MEAN, device=device, dtype=torch.float32).view(1, 3, 1, 1)
-    return (batch.permute(0, 3, 1, 2).float() - mean).to(dtype).contiguous()
+    return (batch.permute(0, 3, 1, 2).float() - mean).to(dtype).contiguous(memory_format=torch.channels_last)
 
 
 class RetinaFaceDetector:
@@ -59,7 +63,7 @@ class RetinaFaceDetector:
         self.name = f"retinaface-{model.backbone_name}"
         self.device = device
         self.dtype = torch.float16 if fp16 and device.type == "cuda" else torch.float32
-        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
         self.thresholds = thresholds
 
     @torch.inference_mode()
