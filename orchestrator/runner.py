@@ -252,8 +252,8 @@ class JobRunner:
             if record.restarts > policy.max_restarts:
                 return outcome
             delay = min(policy.backoff * 2 ** (record.restarts - 1), policy.backoff_max)
-            log.warning("job crashed (%s); restart %d/%d in %.0fs", outcome.reason, record.restarts,
-                        policy.max_restarts, delay)
+            log.warning("job crashed (%s); restart %d/%d in %.0fs; last output:\n  %s", outcome.reason,
+                        record.restarts, policy.max_restarts, delay, "\n  ".join(outcome.log_tail[-5:]))
             stop = ctx.wait(delay)
             if stop:
                 return Stopped(stop)
@@ -264,6 +264,11 @@ class JobRunner:
             log.info("job %s completed", self.spec.name)
             return RunResult(JobState.COMPLETED, outcome.summary)
         if isinstance(outcome, Stopped):
+            session = record.current_session
+            if session is not None and (record.last_checkpoint is None or record.last_checkpoint.time < session.started):
+                log.warning("this session saved no new checkpoint: its work is lost. If that repeats, the session "
+                            "budget is too short to reach the next checkpoint; save more often or raise the budget")
+                self.journal.append("no_checkpoint_this_session", session=session.id)
             self.states.transition(record, JobState.PAUSED, outcome.reason)
             log.info("job %s paused (%s); run the same command again to continue", self.spec.name, outcome.reason)
             return RunResult(JobState.PAUSED, outcome.reason)

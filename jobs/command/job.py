@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class CommandJob(JobKind):
             "work_dir": str(self.paths.work),
             "name": self.spec.name,
             "session_id": ctx.session_id,
+            "python": sys.executable,
         }
 
     def run(self, ctx: JobContext) -> RunOutcome:

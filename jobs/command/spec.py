@@ -13,7 +13,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from orchestrator.spec import Duration, ExpandedPath, JobSpecBase, StrictModel
 
 #: Placeholders available in ``command``, ``resume_args`` and ``env`` values.
-PLACEHOLDERS = ("output_dir", "latest_checkpoint", "job_dir", "work_dir", "name", "session_id")
+#: ``{python}`` is the interpreter running orchestrator (the notebook's or venv's python).
+PLACEHOLDERS = ("output_dir", "latest_checkpoint", "job_dir", "work_dir", "name", "session_id", "python")
 
 
 def check_placeholders(text: str) -> str:
