@@ -123,8 +123,12 @@ class FacePipeline:
         files: OutputFiles,
         should_stop: Callable[[], bool] = lambda: False,
         on_frames: Callable[[int], None] = lambda done: None,
+        on_commit: Callable[[Progress], None] = lambda progress: None,
     ) -> InputResult:
-        """Process (or resume, or skip) one input; never raises for a bad input (it is recorded as failed)."""
+        """Process (or resume, or skip) one input; never raises for a bad input (it is recorded as failed).
+
+        ``should_stop`` is polled between batches; ``on_frames(frames_done)`` is called after each batch and
+        ``on_commit(progress)`` (from the writer thread) after each durably committed chunk."""
         try:
             fingerprint = self.fingerprint(path)
         except OSError as exc:
@@ -147,7 +151,7 @@ class FacePipeline:
             record_failure(files, fingerprint, str(exc))
             return InputResult(files.name, "failed", str(exc))
         try:
-            return _VideoRun(self, path, files, fingerprint, source, should_stop, on_frames).run()
+            return _VideoRun(self, path, files, fingerprint, source, should_stop, on_frames, on_commit).run()
         finally:
             source.close()
 
@@ -216,11 +220,11 @@ class _VideoRun:
 
     def __init__(
         self, pipeline: FacePipeline, path: Path, files: OutputFiles, fingerprint: str, source: VideoSource,
-        should_stop: Callable[[], bool], on_frames: Callable[[int], None],
+        should_stop: Callable[[], bool], on_frames: Callable[[int], None], on_commit: Callable[[Progress], None],
     ) -> None:
         self.pipeline, self.path, self.files, self.source = pipeline, path, files, source
         self.settings = pipeline.settings
-        self.should_stop, self.on_frames = should_stop, on_frames
+        self.should_stop, self.on_frames, self.on_commit = should_stop, on_frames, on_commit
         self.progress = load_progress(files, fingerprint)
         info = source.info
         self.size = (info.width, info.height)
@@ -285,6 +289,7 @@ class _VideoRun:
             progress.seconds += now - last_commit
             last_commit = now
             commit_chunk(self.files, progress, lines, jpegs)
+            self.on_commit(progress)
             lines, jpegs = [], []
             pending.frames_done = pending.faces = pending.frames_with_faces = pending.max_faces = 0
 
