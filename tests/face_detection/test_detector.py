@@ -73,3 +73,22 @@ def test_haar_fallback_finds_the_face_not_the_cat(face_photo, cat_photo) -> None
     x1, y1, x2, y2 = faces[0].box
     assert 90 < (x1 + x2) / 2 < 190 and 40 < (y1 + y2) / 2 < 110
     assert cat == []
+
+
+def test_early_visualisation_filter_equals_the_reference_order(detector, face_photo, cat_photo) -> None:  # noqa: ANN001
+    """Dropping low scores before NMS must report exactly what NMS over every box > 0.02 then >= 0.6 reports."""
+    group = np.full((320, 640, 3), 90, np.uint8)
+    group[:, :320] = face_photo
+    group[60:260, 360:560] = cv2.resize(face_photo, (200, 200))
+    cat = cv2.resize(cat_photo, (640, 320))
+    frames = [group, cat, np.ascontiguousarray(group[..., ::-1])]
+    fast = detector.detect(frames)
+    original = detector.thresholds
+    try:
+        detector.thresholds = dataclasses.replace(original, visualization=0.0)
+        full = detector.detect(frames)
+    finally:
+        detector.thresholds = original
+    assert sum(len(f) for f in full) > sum(len(f) for f in fast) + 5  # low-score boxes went through NMS there
+    assert [[f for f in faces if f.score >= 0.6] for faces in full] == fast
+    assert len(fast[0]) == 2
