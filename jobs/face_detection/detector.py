@@ -51,9 +51,9 @@ def preprocess(frames: list[np.ndarray], device: torch.device, dtype: torch.dtyp
     The batch is laid out channels-last in memory (the frames' own NHWC order, so no transpose copy), which
     oneDNN and cuDNN run faster for this network than NCHW; the model is converted to match.
     """
-    batch = torch.from_numpy(np.stack(frames)).to(device)
+    batch = torch.from_numpy(np.stack(frames)).to(device).permute(0, 3, 1, 2)
     mean = torch.tensor(BGR_MEAN, device=device, dtype=torch.float32).view(1, 3, 1, 1)
-    return (batch.permute(0, 3, 1, 2).float() - mean).to(dtype).contiguous(memory_format=torch.channels_last)
+    return batch.float().sub_(mean).to(dtype).contiguous(memory_format=torch.channels_last)
 
 
 class RetinaFaceDetector:
@@ -80,22 +80,30 @@ class RetinaFaceDetector:
         loc, conf, landmark_offsets = self.forward(frames)
         priors = cached_priors(height, width, str(self.device))
         scale = torch.tensor([width, height], device=self.device, dtype=torch.float32)
-        boxes = decode_boxes(loc, priors) * scale.repeat(2)
-        points = decode_landmarks(landmark_offsets, priors) * scale
-        return [self._select(boxes[i], conf[i, :, 1], points[i]) for i in range(len(frames))]
+        t = self.thresholds
+        scores = conf[..., 1]
+        # Only candidates that can be reported are decoded (see _select for why this changes nothing).
+        wanted = (scores > t.confidence) & (scores >= t.visualization)
+        results = []
+        for i in range(len(frames)):
+            index = torch.nonzero(wanted[i]).squeeze(1)
+            boxes = decode_boxes(loc[i, index], priors[index]) * scale.repeat(2)
+            points = decode_landmarks(landmark_offsets[i, index], priors[index]) * scale
+            results.append(self._select(boxes, scores[i, index], points))
+        return results
 
     def _select(self, boxes: torch.Tensor, scores: torch.Tensor, points: torch.Tensor) -> list[Face]:
-        """Threshold, top-k, NMS, keep-top-k, then the visualisation threshold, as the reference does.
+        """Top-k, NMS, keep-top-k over candidates already above both thresholds, as the reference does.
 
-        Candidates below the visualisation threshold are dropped *before* NMS: greedy NMS only lets a box be
+        The reference runs NMS over every box above ``confidence`` (0.02: often thousands) and only then keeps
+        those above ``visualization``. Dropping them first gives the same faces: greedy NMS only lets a box be
         suppressed by higher-scored ones, and top-k / keep-top-k cut from the low end, so the faces reported
-        (score >= visualisation) are exactly those of the reference order of operations, at a fraction of the
-        cost (the reference runs NMS over every box above 0.02: often thousands).
+        (score >= visualisation) are exactly those of the reference order of operations.
         """
         t = self.thresholds
-        candidates = torch.nonzero((scores > t.confidence) & (scores >= t.visualization)).squeeze(1)
+        candidates = torch.arange(scores.numel(), device=scores.device)
         if candidates.numel() > t.top_k:
-            candidates = candidates[torch.topk(scores[candidates], t.top_k).indices]
+            candidates = torch.topk(scores, t.top_k).indices
         kept = candidates[nms(boxes[candidates], scores[candidates], t.nms)][: t.keep_top_k]
         box_list = boxes[kept].cpu().tolist()
         score_list = scores[kept].cpu().tolist()

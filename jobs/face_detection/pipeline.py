@@ -105,9 +105,15 @@ class _Failure:
 
 
 class FacePipeline:
-    """Runs one detector over inputs; ``detector_id`` names the model + weights + thresholds in fingerprints."""
+    """Runs one detector over inputs; ``detector_id`` names the model + weights + thresholds in fingerprints.
+
+    OpenCV's own worker pool is limited to one thread: the decode and writer threads already run beside
+    torch's OpenMP workers, and OpenCV's actively-waiting pool on top of them oversubscribes small machines
+    (measured here: the forward pass slowed down several times on 2 cores).
+    """
 
     def __init__(self, detector: FaceDetector, settings: PipelineSettings, detector_id: str) -> None:
+        cv2.setNumThreads(1)
         self.detector = detector
         self.settings = settings
         self.detector_id = detector_id
