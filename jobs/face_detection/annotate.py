@@ -17,7 +17,7 @@ def draw_faces(frame: np.ndarray, faces: list[Face] | tuple[Face, ...], landmark
     """Draw ``faces`` (original-frame pixels) on ``frame``; returns the same array."""
     thickness = max(1, round(min(frame.shape[:2]) / 300))
     for face in faces:
-        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        x1, y1, x2, y2 = (round(v) for v in face.box)
         cv2.rectangle(frame, (x1, y1), (x2, y2), BOX_COLOR, thickness)
         cv2.putText(
             frame, f"{face.score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_DUPLEX, 0.4 * thickness,
@@ -25,7 +25,7 @@ def draw_faces(frame: np.ndarray, faces: list[Face] | tuple[Face, ...], landmark
         )
         if landmarks and face.landmarks is not None:
             for (x, y), color in zip(face.landmarks, LANDMARK_COLORS):
-                cv2.circle(frame, (int(round(x)), int(round(y))), thickness + 1, color, -1)
+                cv2.circle(frame, (round(x), round(y)), thickness + 1, color, -1)
     return frame
 
 

@@ -63,7 +63,7 @@ class RetinaFaceDetector:
         self.name = f"retinaface-{model.backbone_name}"
         self.device = device
         self.dtype = torch.float16 if fp16 and device.type == "cuda" else torch.float32
-        self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
+        self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
         self.thresholds = thresholds
 
     @torch.inference_mode()

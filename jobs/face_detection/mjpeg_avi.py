@@ -46,7 +46,7 @@ def _chunk(fourcc: bytes, payload: bytes) -> bytes:
 
 def _headers(width: int, height: int, fps: float, frames: int, max_frame: int) -> bytes:
     rate = Fraction(fps if fps > 0 else 25.0).limit_denominator(100_000)
-    usec = int(round(1_000_000 / float(rate)))
+    usec = round(1_000_000 / float(rate))
     avih = struct.pack(
         "<14I", usec, max_frame * int(float(rate) + 1), 0, _HAS_INDEX, frames, 0, 1, max_frame, width, height, 0, 0, 0, 0
     )
@@ -127,7 +127,7 @@ def write_avi_files(
                     finish()
                 final = part_path(target, len(temps) + 1)
                 temps.append((temp_path_for(final), final))
-                fh = open(temps[-1][0], "wb")
+                fh = open(temps[-1][0], "wb")  # noqa: SIM115 - closed by finish() or the except below
                 writer = AviWriter(fh, width, height, fps)
             writer.add(jpeg)
         if writer is None:

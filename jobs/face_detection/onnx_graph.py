@@ -54,14 +54,35 @@ def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
             raise OnnxFormatError("varint too long")
 
 
-def _fields(buf: memoryview) -> list[tuple[int, int, object]]:
+Value = int | memoryview
+
+
+def _bytes(value: Value) -> bytes:
+    if isinstance(value, int):
+        raise OnnxFormatError("expected a length-delimited field, found a varint")
+    return bytes(value)
+
+
+def _view(value: Value) -> memoryview:
+    if isinstance(value, int):
+        raise OnnxFormatError("expected a length-delimited field, found a varint")
+    return value
+
+
+def _int(value: Value) -> int:
+    if not isinstance(value, int):
+        raise OnnxFormatError("expected a varint field")
+    return value
+
+
+def _fields(buf: memoryview) -> list[tuple[int, int, Value]]:
     """Split one message into (field number, wire type, value) triples; LEN values stay memoryviews."""
-    out: list[tuple[int, int, object]] = []
+    out: list[tuple[int, int, Value]] = []
     pos = 0
     while pos < len(buf):
         key, pos = _read_varint(buf, pos)
         number, wire = key >> 3, key & 7
-        value: object
+        value: Value
         if wire == _VARINT:
             value, pos = _read_varint(buf, pos)
         elif wire == _FIXED64:
@@ -83,43 +104,42 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _ints(wire: int, value: object) -> list[int]:
+def _ints(wire: int, value: Value) -> list[int]:
     if wire == _VARINT:
-        return [_signed(int(value))]  # type: ignore[call-overload]
-    ints, pos, buf = [], 0, value  # packed
-    assert isinstance(buf, memoryview)
+        return [_signed(_int(value))]
+    ints, pos, buf = [], 0, _view(value)  # packed
     while pos < len(buf):
         number, pos = _read_varint(buf, pos)
         ints.append(_signed(number))
     return ints
 
 
-def _text(value: object) -> str:
-    assert isinstance(value, memoryview)
-    return bytes(value).decode("utf-8")
+def _text(value: Value) -> str:
+    return _bytes(value).decode("utf-8")
 
 
 def _parse_tensor(buf: memoryview) -> tuple[str, np.ndarray]:
     dims: list[int] = []
-    dtype_code, name, raw, floats = 1, "", None, []
+    dtype_code, name, raw = 1, "", None
+    floats: list[float] = []
     int64s: list[int] = []
     for number, wire, value in _fields(buf):
         if number == 1:
             dims.extend(_ints(wire, value))
         elif number == 2:
-            dtype_code = int(value)  # type: ignore[call-overload]
+            dtype_code = _int(value)
         elif number == 4:
             if wire == _LEN:
-                floats.extend(np.frombuffer(bytes(value), "<f4").tolist())  # type: ignore[arg-type]
+                floats.extend(np.frombuffer(_bytes(value), "<f4").tolist())
             else:
-                floats.append(struct.unpack("<f", bytes(value))[0])  # type: ignore[arg-type]
+                floats.append(struct.unpack("<f", _bytes(value))[0])
         elif number == 7:
             int64s.extend(_ints(wire, value))
         elif number == 8:
             name = _text(value)
         elif number == 9:
-            raw = bytes(value)  # type: ignore[arg-type]
-        elif number == 14 and int(value) == 1:  # type: ignore[call-overload]
+            raw = _bytes(value)
+        elif number == 14 and _int(value) == 1:
             raise OnnxFormatError(f"tensor {name!r} stores its data in an external file")
     if dtype_code not in _DTYPES:
         raise OnnxFormatError(f"tensor {name!r} has unsupported data type {dtype_code}")
@@ -136,20 +156,23 @@ def _parse_tensor(buf: memoryview) -> tuple[str, np.ndarray]:
 
 
 def _parse_attribute(buf: memoryview) -> tuple[str, object]:
-    name, value_out, ints, floats = "", None, [], []
+    name: str = ""
+    value_out: object = None
+    ints: list[int] = []
+    floats: list[float] = []
     for number, wire, value in _fields(buf):
         if number == 1:
             name = _text(value)
         elif number == 2:
-            value_out = struct.unpack("<f", bytes(value))[0]  # type: ignore[arg-type]
+            value_out = struct.unpack("<f", _bytes(value))[0]
         elif number == 3:
-            value_out = _signed(int(value))  # type: ignore[call-overload]
+            value_out = _signed(_int(value))
         elif number == 4:
-            value_out = bytes(value)  # type: ignore[arg-type]
+            value_out = _bytes(value)
         elif number == 5:
-            value_out = _parse_tensor(value)[1]  # type: ignore[arg-type]
+            value_out = _parse_tensor(_view(value))[1]
         elif number == 7:
-            raw = bytes(value)  # type: ignore[arg-type]
+            raw = _bytes(value)
             floats.extend(np.frombuffer(raw, "<f4").tolist() if wire == _LEN else struct.unpack("<f", raw))
         elif number == 8:
             ints.extend(_ints(wire, value))
@@ -172,7 +195,7 @@ def _parse_node(buf: memoryview) -> OnnxNode:
         elif number == 4:
             node.op_type = _text(value)
         elif number == 5:
-            key, attr = _parse_attribute(value)  # type: ignore[arg-type]
+            key, attr = _parse_attribute(_view(value))
             node.attributes[key] = attr
     return node
 
@@ -196,16 +219,16 @@ def read_onnx_graph(data: bytes) -> OnnxGraph:
     if graph_buf is None:
         raise OnnxFormatError("no graph in the model (is this an ONNX file?)")
     graph = OnnxGraph(nodes=[], initializers={}, inputs=[], outputs=[], producer=producer)
-    for number, wire, value in _fields(graph_buf):  # type: ignore[arg-type]
+    for number, wire, value in _fields(_view(graph_buf)):
         if wire != _LEN:
             continue
         if number == 1:
-            graph.nodes.append(_parse_node(value))  # type: ignore[arg-type]
+            graph.nodes.append(_parse_node(_view(value)))
         elif number == 5:
-            name, array = _parse_tensor(value)  # type: ignore[arg-type]
+            name, array = _parse_tensor(_view(value))
             graph.initializers[name] = array
         elif number == 11:
-            graph.inputs.append(_value_info_name(value))  # type: ignore[arg-type]
+            graph.inputs.append(_value_info_name(_view(value)))
         elif number == 12:
-            graph.outputs.append(_value_info_name(value))  # type: ignore[arg-type]
+            graph.outputs.append(_value_info_name(_view(value)))
     return graph

@@ -64,7 +64,7 @@ class FaceDetectionSpec(JobSpecBase):
     device: Literal["auto", "cuda", "cpu"] = "auto"
     batch_size: int = Field(8, ge=1, le=512, description="Frames per forward pass.")
     fp16: bool = Field(True, description="Half precision on CUDA (ignored on CPU).")
-    thresholds: ThresholdsSpec = Field(default_factory=ThresholdsSpec)
+    thresholds: ThresholdsSpec = Field(default_factory=ThresholdsSpec)  # type: ignore[arg-type]
     frame_step: int = Field(1, ge=1, description="Process every k-th frame.")
     max_size: int | None = Field(
         None, ge=32, description="Resize frames so the long side is at most this (pixels) for inference."

@@ -37,14 +37,14 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mobilenet(tiny_weights: Path):  # noqa: ANN201
+def mobilenet(tiny_weights: Path):
     from jobs.face_detection.weights import load_retinaface
 
     return load_retinaface("mobilenet0.25", tiny_weights)
 
 
 @pytest.fixture(scope="session")
-def detector(mobilenet):  # noqa: ANN001, ANN201
+def detector(mobilenet):
     from jobs.face_detection.detector import RetinaFaceDetector
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -10,12 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
+import torch
 
-from jobs.face_detection.detector import RetinaFaceDetector  # noqa: E402
-from jobs.face_detection.partial import OutputFiles  # noqa: E402
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings  # noqa: E402
-from jobs.face_detection.weights import load_retinaface  # noqa: E402
+from jobs.face_detection.detector import RetinaFaceDetector
+from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+from jobs.face_detection.weights import load_retinaface
 
 
 def main(argv: list[str]) -> int:

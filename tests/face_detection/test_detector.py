@@ -11,14 +11,14 @@ from jobs.face_detection.detector import Thresholds
 from jobs.face_detection.haar import HaarDetector
 
 
-def iou(a, b) -> float:  # noqa: ANN001
+def iou(a, b) -> float:
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = w * h
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def test_finds_the_astronauts_face(detector, face_photo) -> None:  # noqa: ANN001
+def test_finds_the_astronauts_face(detector, face_photo) -> None:
     (faces,) = detector.detect([face_photo])
     assert len(faces) == 1
     face = faces[0]
@@ -33,11 +33,11 @@ def test_finds_the_astronauts_face(detector, face_photo) -> None:  # noqa: ANN00
     assert max(right_eye[1], left_eye[1]) < nose[1] < min(mouth_right[1], mouth_left[1])
 
 
-def test_no_face_on_the_cat(detector, cat_photo) -> None:  # noqa: ANN001
+def test_no_face_on_the_cat(detector, cat_photo) -> None:
     assert detector.detect([cat_photo]) == [[]]
 
 
-def test_bgr_order_matters_measurably(detector, cat_photo, face_photo) -> None:  # noqa: ANN001
+def test_bgr_order_matters_measurably(detector, cat_photo, face_photo) -> None:
     """If channels were swapped to RGB anywhere, the cat would be reported as a face (score ~0.75 > 0.6)."""
     low = dataclasses.replace(detector.thresholds, visualization=0.0)
     original = detector.thresholds
@@ -53,7 +53,7 @@ def test_bgr_order_matters_measurably(detector, cat_photo, face_photo) -> None: 
     assert bgr_face > rgb_face  # the trained channel order gives the more confident face
 
 
-def test_a_batch_gives_the_same_faces_as_single_frames(detector, face_photo, cat_photo) -> None:  # noqa: ANN001
+def test_a_batch_gives_the_same_faces_as_single_frames(detector, face_photo, cat_photo) -> None:
     cat = cv2.resize(cat_photo, face_photo.shape[1::-1])
     batch = detector.detect([face_photo, cat, face_photo])
     single = [detector.detect([f])[0] for f in (face_photo, cat, face_photo)]
@@ -67,7 +67,7 @@ def test_thresholds_default_to_the_reference() -> None:
     assert Thresholds() == Thresholds(confidence=0.02, top_k=5000, nms=0.4, keep_top_k=750, visualization=0.6)
 
 
-def test_haar_fallback_finds_the_face_not_the_cat(face_photo, cat_photo) -> None:  # noqa: ANN001
+def test_haar_fallback_finds_the_face_not_the_cat(face_photo, cat_photo) -> None:
     faces, cat = HaarDetector().detect([face_photo, cat_photo])
     assert len(faces) == 1 and faces[0].landmarks is None
     x1, y1, x2, y2 = faces[0].box
@@ -75,7 +75,7 @@ def test_haar_fallback_finds_the_face_not_the_cat(face_photo, cat_photo) -> None
     assert cat == []
 
 
-def test_early_visualisation_filter_equals_the_reference_order(detector, face_photo, cat_photo) -> None:  # noqa: ANN001
+def test_early_visualisation_filter_equals_the_reference_order(detector, face_photo, cat_photo) -> None:
     """Dropping low scores before NMS must report exactly what NMS over every box > 0.02 then >= 0.6 reports."""
     group = np.full((320, 640, 3), 90, np.uint8)
     group[:, :320] = face_photo

@@ -19,18 +19,18 @@ from orchestrator.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")
-def graph():  # noqa: ANN201
+def graph():
     return read_onnx_graph(read_package_onnx(locate_package_weights()))
 
 
-def test_graph_is_the_folded_reference_network(graph) -> None:  # noqa: ANN001
+def test_graph_is_the_folded_reference_network(graph) -> None:
     convs = [n for n in graph.nodes if n.op_type == "Conv"]
     assert len(convs) == 59  # 56 distinct + the SSH conv5X5_1 exported a second time in each of ssh1..3
     assert all(len(n.inputs) == 3 for n in convs)  # weight + bias: BatchNorm folded
     assert graph.inputs == ["input"] and graph.outputs == ["loc", "conf", "landmarks"]
 
 
-def test_converted_state_dict_loads_strictly_with_identity_batchnorm(graph) -> None:  # noqa: ANN001
+def test_converted_state_dict_loads_strictly_with_identity_batchnorm(graph) -> None:
     state = onnx_to_state_dict(graph)
     model = build_retinaface("mobilenet0.25")
     assert set(state) == set(model.state_dict())
@@ -47,7 +47,7 @@ def test_converted_state_dict_loads_strictly_with_identity_batchnorm(graph) -> N
     assert torch.equal(state["ClassHead.2.conv1x1.weight"], torch.from_numpy(head))
 
 
-def test_batchnorm_layers_are_exact_identity_plus_bias(graph) -> None:  # noqa: ANN001
+def test_batchnorm_layers_are_exact_identity_plus_bias(graph) -> None:
     model = build_retinaface("mobilenet0.25")
     model.load_state_dict(onnx_to_state_dict(graph))
     bn = model.fpn.output2[1]
@@ -55,7 +55,7 @@ def test_batchnorm_layers_are_exact_identity_plus_bias(graph) -> None:  # noqa: 
     assert torch.equal(bn(x), x + bn.bias.view(1, -1, 1, 1))
 
 
-def test_duplicated_ssh_conv_with_different_weights_is_rejected(graph) -> None:  # noqa: ANN001
+def test_duplicated_ssh_conv_with_different_weights_is_rejected(graph) -> None:
     node = next(n for n in graph.nodes if n.name == "/ssh2/conv5X5_1/conv5X5_1.0_1/Conv")
     original = node.inputs[1]
     node.inputs[1] = "bbox_head.bbox_head.0.weight"

@@ -45,7 +45,7 @@ def test_avi_is_read_back_by_opencv_without_reencoding(tmp_path: Path) -> None:
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (64, 48)
     decoded = read_all(path)
     assert len(decoded) == 7
-    assert [int(round(f.mean())) for f in decoded] == [20 * i for i in range(7)]
+    assert [round(f.mean()) for f in decoded] == [20 * i for i in range(7)]
     assert all(jpeg in path.read_bytes() for jpeg in frames)  # the JPEG bytes were copied, not re-encoded
 
 

@@ -61,9 +61,9 @@ def _random_checkpoint(backbone: str, path: Path, prefix: str = "") -> dict[str,
     torch.manual_seed(0)
     model = build_retinaface(backbone)
     sd = {f"{prefix}{k}": (torch.randn_like(v) * 0.05 if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    for k in sd:
+    for k, v in sd.items():
         if k.endswith("running_var"):
-            sd[k] = sd[k].abs() + 0.5
+            sd[k] = v.abs() + 0.5
     torch.save(sd, path)
     return sd
 

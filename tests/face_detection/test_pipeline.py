@@ -31,7 +31,7 @@ def count_frames(path: Path) -> tuple[int, float]:
     return frames, fps
 
 
-def box_iou(a, b) -> float:  # noqa: ANN001
+def box_iou(a, b) -> float:
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = w * h
@@ -43,13 +43,13 @@ def face_video(tmp_path: Path) -> Path:
     return write_face_video(tmp_path / "vidéo in 1.avi", frames=12)
 
 
-def run(detector, video: Path, out: Path, **settings) -> tuple:  # noqa: ANN001, ANN003
+def run(detector, video: Path, out: Path, **settings) -> tuple:
     pipeline = FacePipeline(detector, PipelineSettings(**{"batch_size": 4, "chunk_frames": 4, **settings}), "test")
     files = OutputFiles(out, video.stem)
     return pipeline.process(video, files), files
 
 
-def test_face_found_in_every_frame(detector, face_video: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_face_found_in_every_frame(detector, face_video: Path, tmp_path: Path) -> None:
     result, files = run(detector, face_video, tmp_path / "out")
     assert result.status == "done" and result.frames_done == 12
     frames = read_detections(files.detections.read_text())
@@ -71,8 +71,8 @@ def test_face_found_in_every_frame(detector, face_video: Path, tmp_path: Path) -
     assert (edge[:, 2] - edge[:, 1] > 100).mean() > 0.5
 
 
-def test_frame_step_and_max_size(detector, face_video: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    full, full_files = run(detector, face_video, tmp_path / "full")
+def test_frame_step_and_max_size(detector, face_video: Path, tmp_path: Path) -> None:
+    _, full_files = run(detector, face_video, tmp_path / "full")
     small, small_files = run(detector, face_video, tmp_path / "small", frame_step=3, max_size=200)
     assert inference_size(320, 240, 200) == (200, 150)
     assert small.status == "done" and small.frames_done == 4
@@ -88,8 +88,8 @@ def test_frame_step_and_max_size(detector, face_video: Path, tmp_path: Path) -> 
     assert json.loads(small_files.summary.read_text())["inference_size"] == [200, 150]
 
 
-def test_stop_then_resume_gives_identical_detections(detector, face_video: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    reference, ref_files = run(detector, face_video, tmp_path / "ref", batch_size=2, chunk_frames=3)
+def test_stop_then_resume_gives_identical_detections(detector, face_video: Path, tmp_path: Path) -> None:
+    _, ref_files = run(detector, face_video, tmp_path / "ref", batch_size=2, chunk_frames=3)
     calls = {"n": 0}
 
     def stop_after_three_batches() -> bool:
@@ -154,10 +154,10 @@ def test_kill_9_at_random_points_then_rerun_equals_uninterrupted(tiny_weights: P
     assert not list(out.glob("**/*.tmp-orch"))
 
 
-def test_bad_inputs_are_recorded_and_the_batch_goes_on(detector, tmp_path: Path) -> None:  # noqa: ANN001
+def test_bad_inputs_are_recorded_and_the_batch_goes_on(detector, tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    good = write_face_video(inputs / "good.avi", frames=6)
+    write_face_video(inputs / "good.avi", frames=6)
     (inputs / "garbage.mp4").write_bytes(os.urandom(4000))
     full = write_face_video(tmp_path / "full.avi", frames=30)
     (inputs / "truncated.avi").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
@@ -183,21 +183,21 @@ def test_bad_inputs_are_recorded_and_the_batch_goes_on(detector, tmp_path: Path)
     assert rerun.skipped and rerun.status == "failed"
 
 
-def test_images_are_one_frame_inputs(detector, tmp_path: Path) -> None:  # noqa: ANN001
+def test_images_are_one_frame_inputs(detector, tmp_path: Path) -> None:
     pipeline = FacePipeline(detector, PipelineSettings(max_size=200), "test")
     face = pipeline.process(FACE_PHOTO, OutputFiles(tmp_path, "astronaut"))
     cat = pipeline.process(CAT_PHOTO, OutputFiles(tmp_path, "chelsea"))
     assert (face.status, face.faces, cat.status, cat.faces) == ("done", 1, "done", 0)
     (frame,) = read_detections((tmp_path / "astronaut.detections.jsonl").read_text())
     assert frame.frame == 0 and frame.faces[0].score > 0.99
-    x1, y1, x2, y2 = frame.faces[0].box
+    x1, _, x2, _ = frame.faces[0].box
     assert 100 < (x1 + x2) / 2 < 180  # original 320x320 pixels, although inferred at 200x200
     annotated = cv2.imread(str(tmp_path / "astronaut.annotated.jpg"))
     assert annotated.shape == (320, 320, 3)
     assert read_detections((tmp_path / "chelsea.detections.jsonl").read_text())[0].faces == ()
 
 
-def test_mp4_input(detector, tmp_path: Path) -> None:  # noqa: ANN001
+def test_mp4_input(detector, tmp_path: Path) -> None:
     video = write_face_video(tmp_path / "clip.mp4", frames=5, fourcc="mp4v")
     result, files = run(detector, video, tmp_path / "out")
     assert result.status == "done" and result.faces == 5
