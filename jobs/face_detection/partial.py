@@ -147,10 +147,10 @@ def publish(files: OutputFiles, progress: Progress, size: tuple[int, int], fps: 
     atomic_write_text(files.detections, text)
     files.failed.unlink(missing_ok=True)
     atomic_write_json(files.summary, summary)
-    _remove_partial(files)
+    discard_partial(files)
 
 
-def _remove_partial(files: OutputFiles) -> None:
+def discard_partial(files: OutputFiles) -> None:
     shutil.rmtree(files.partial, ignore_errors=True)
     try:
         files.partial.parent.rmdir()  # the shared .partial folder, once no input is in progress
@@ -160,4 +160,4 @@ def _remove_partial(files: OutputFiles) -> None:
 
 def record_failure(files: OutputFiles, fingerprint: str, reason: str) -> None:
     atomic_write_json(files.failed, {"fingerprint": fingerprint, "reason": reason, "input": files.name})
-    _remove_partial(files)
+    discard_partial(files)

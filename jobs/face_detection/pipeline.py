@@ -33,6 +33,7 @@ from jobs.face_detection.partial import (
     OutputFiles,
     Progress,
     commit_chunk,
+    discard_partial,
     finished_state,
     load_progress,
     publish,
@@ -141,6 +142,7 @@ class FacePipeline:
             return InputResult(files.name, "failed", f"cannot read {path.name}: {exc}")
         finished = finished_state(files, fingerprint)
         if finished == "done":
+            discard_partial(files)  # left behind when killed between publishing and tidying up
             summary = _read_summary(files)
             return InputResult(
                 files.name, "done", frames_done=int(summary.get("frames_processed", 0)),

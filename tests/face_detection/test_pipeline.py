@@ -202,3 +202,32 @@ def test_mp4_input(detector, tmp_path: Path) -> None:
     result, files = run(detector, video, tmp_path / "out")
     assert result.status == "done" and result.faces == 5
     assert np.all([len(f.faces) == 1 for f in read_detections(files.detections.read_text())])
+
+
+def test_resume_with_frame_step_and_max_size(detector, tmp_path: Path) -> None:  # noqa: ANN001
+    video = write_face_video(tmp_path / "long.avi", frames=24)
+    settings = {"batch_size": 2, "chunk_frames": 2, "frame_step": 3, "max_size": 200}
+    _, ref_files = run(detector, video, tmp_path / "ref", **settings)
+    calls = {"n": 0}
+
+    def stop_after_two_batches() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    pipeline = FacePipeline(detector, PipelineSettings(**settings), "test")
+    files = OutputFiles(tmp_path / "resumed", video.stem)
+    first = pipeline.process(video, files, should_stop=stop_after_two_batches)
+    assert first.status == "stopped" and first.frames_done == 4
+    assert json.loads(files.progress.read_text())["next_frame"] == 12  # frames 0, 3, 6, 9 done
+    assert pipeline.process(video, files).status == "done"
+    assert files.detections.read_text() == ref_files.detections.read_text()
+    assert [f.frame for f in read_detections(files.detections.read_text())] == list(range(0, 24, 3))
+
+
+def test_fp16_is_ignored_on_cpu(mobilenet) -> None:  # noqa: ANN001
+    import torch
+
+    from jobs.face_detection.detector import RetinaFaceDetector
+
+    half = RetinaFaceDetector(mobilenet, torch.device("cpu"), fp16=True)
+    assert half.dtype == torch.float32 and next(half.model.parameters()).dtype == torch.float32
