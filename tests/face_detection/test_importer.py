@@ -80,3 +80,25 @@ def test_not_onnx_is_a_format_error() -> None:
         read_onnx_graph(b"\x0a\xff\xff\xff\xff\x0f")  # a length running past the end
     with pytest.raises(OnnxFormatError):
         read_onnx_graph(os.urandom(0) + b"\x08\x06")  # no graph
+
+
+def test_imported_model_computes_what_the_onnx_graph_computes(graph) -> None:
+    """Run the original folded graph (a small ONNX interpreter) and our model with the imported weights."""
+    import cv2
+
+    from jobs.face_detection.detector import preprocess
+
+    from .conftest import FACE_PHOTO
+    from .onnx_reference import run_onnx_graph
+
+    model = build_retinaface("mobilenet0.25")
+    model.load_state_dict(onnx_to_state_dict(graph))
+    photo = cv2.resize(cv2.imread(str(FACE_PHOTO)), (256, 192))
+    x = preprocess([photo], torch.device("cpu"), torch.float32).contiguous()
+    with torch.inference_mode():
+        ours = model(x)
+        theirs = run_onnx_graph(graph, {"input": x})
+    for name, a, b in zip(("loc", "conf", "landmarks"), ours, theirs):
+        assert a.shape == b.shape, name
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (name, (a - b).abs().max().item())
+    assert ours[1][0, :, 1].max() > 0.99  # and the face is there

@@ -204,7 +204,7 @@ def test_mp4_input(detector, tmp_path: Path) -> None:
     assert np.all([len(f.faces) == 1 for f in read_detections(files.detections.read_text())])
 
 
-def test_resume_with_frame_step_and_max_size(detector, tmp_path: Path) -> None:  # noqa: ANN001
+def test_resume_with_frame_step_and_max_size(detector, tmp_path: Path) -> None:
     video = write_face_video(tmp_path / "long.avi", frames=24)
     settings = {"batch_size": 2, "chunk_frames": 2, "frame_step": 3, "max_size": 200}
     _, ref_files = run(detector, video, tmp_path / "ref", **settings)
@@ -224,7 +224,7 @@ def test_resume_with_frame_step_and_max_size(detector, tmp_path: Path) -> None: 
     assert [f.frame for f in read_detections(files.detections.read_text())] == list(range(0, 24, 3))
 
 
-def test_fp16_is_ignored_on_cpu(mobilenet) -> None:  # noqa: ANN001
+def test_fp16_is_ignored_on_cpu(mobilenet) -> None:
     import torch
 
     from jobs.face_detection.detector import RetinaFaceDetector
