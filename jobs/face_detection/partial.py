@@ -17,6 +17,7 @@ the input continues from its last committed chunk, and the final files appear on
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.face_detection.mjpeg_avi import iter_segment, pack_segment, write_avi_files
-from orchestrator.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from orchestrator.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, temp_path_for
 
 PARTIAL_DIR = ".partial"
 
@@ -143,8 +144,7 @@ def publish(files: OutputFiles, progress: Progress, size: tuple[int, int], fps: 
         summary["video_files"] = [
             p.name for p in write_avi_files(iter_committed_frames(files, progress), files.video, size[0], size[1], fps)
         ]
-    text = "".join(files.chunk_detections(i).read_text(encoding="utf-8") for i in range(progress.chunks))
-    atomic_write_text(files.detections, text)
+    _join_atomically([files.chunk_detections(i) for i in range(progress.chunks)], files.detections)
     files.failed.unlink(missing_ok=True)
     atomic_write_json(files.summary, summary)
     discard_partial(files)
@@ -156,6 +156,22 @@ def discard_partial(files: OutputFiles) -> None:
         files.partial.parent.rmdir()  # the shared .partial folder, once no input is in progress
     except OSError:
         pass
+
+
+def _join_atomically(parts: list[Path], target: Path) -> None:
+    """Concatenate ``parts`` into ``target`` (streamed: flat memory on long videos), atomically."""
+    tmp = temp_path_for(target)
+    try:
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def record_failure(files: OutputFiles, fingerprint: str, reason: str) -> None:
