@@ -53,7 +53,8 @@ def preprocess(frames: list[np.ndarray], device: torch.device, dtype: torch.dtyp
     """
     batch = torch.from_numpy(np.stack(frames)).to(device).permute(0, 3, 1, 2)
     mean = torch.tensor(BGR_MEAN, device=device, dtype=torch.float32).view(1, 3, 1, 1)
-    return batch.float().sub_(mean).to(dtype).contiguous(memory_format=torch.channels_last)
+    centred = torch.sub(batch, mean)  # uint8 - float32 -> float32 in one pass
+    return centred.to(dtype).contiguous(memory_format=torch.channels_last)
 
 
 class RetinaFaceDetector:
