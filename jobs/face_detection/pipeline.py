@@ -108,13 +108,12 @@ class _Failure:
 class FacePipeline:
     """Runs one detector over inputs; ``detector_id`` names the model + weights + thresholds in fingerprints.
 
-    OpenCV's own worker pool is limited to one thread: the decode and writer threads already run beside
-    torch's OpenMP workers, and OpenCV's actively-waiting pool on top of them oversubscribes small machines
-    (measured here: the forward pass slowed down several times on 2 cores).
+    While an input is processed, OpenCV's own worker pool is limited to one thread: the decode and writer
+    threads already run beside torch's OpenMP workers, and OpenCV's actively-waiting pool on top of them
+    oversubscribes small machines (seen here: the forward pass slowed down several times on 2 cores).
     """
 
     def __init__(self, detector: FaceDetector, settings: PipelineSettings, detector_id: str) -> None:
-        cv2.setNumThreads(1)
         self.detector = detector
         self.settings = settings
         self.detector_id = detector_id
@@ -136,6 +135,21 @@ class FacePipeline:
 
         ``should_stop`` is polled between batches; ``on_frames(frames_done)`` is called after each batch and
         ``on_commit(progress)`` (from the writer thread) after each durably committed chunk."""
+        previous_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            return self._process(path, files, should_stop, on_frames, on_commit)
+        finally:
+            cv2.setNumThreads(previous_threads)
+
+    def _process(
+        self,
+        path: Path,
+        files: OutputFiles,
+        should_stop: Callable[[], bool],
+        on_frames: Callable[[int], None],
+        on_commit: Callable[[Progress], None],
+    ) -> InputResult:
         try:
             fingerprint = self.fingerprint(path)
         except OSError as exc:
