@@ -38,6 +38,9 @@ class PathStore(CheckpointStore):
     def __repr__(self) -> str:
         return f"PathStore({str(self.root)!r})"
 
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
     # -- helpers -------------------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
