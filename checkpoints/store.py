@@ -59,6 +59,12 @@ class CheckpointStore(ABC):
 
     #: Short name used in logs and in ``orchestrator checkpoints`` output.
     name: str = "store"
+    #: Upper layers fan keys out so no folder holds more entries than this (the Drive mount fails on big folders).
+    max_entries_per_folder: int = 1000
+
+    def local_path(self, key: str) -> Path | None:
+        """The object's path on this machine if the backend is a folder (cheap read-back), else None."""
+        return None
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[StoreEntry]:
