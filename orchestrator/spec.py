@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -34,9 +34,14 @@ def expand_env(text: str) -> str:
     return _ENV_RE.sub(substitute, text)
 
 
-def _expand_path(value: Any) -> Any:
+def _expand_path(value: Any, info: ValidationInfo) -> Any:
+    """Expand ``~`` and ``${ENV}``; a relative path is taken relative to the job file's folder."""
     if isinstance(value, (str, Path)):
-        return Path(os.path.expanduser(expand_env(str(value))))
+        path = Path(os.path.expanduser(expand_env(str(value))))
+        base = (info.context or {}).get("base_dir") if info is not None else None
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
+        return path
     return value
 
 

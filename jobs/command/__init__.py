@@ -1,0 +1,1 @@
+"""The ``command`` job kind: any program that writes checkpoints and can resume from one."""

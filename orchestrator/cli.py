@@ -1,0 +1,115 @@
+"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints} ...``.
+
+Exit codes: 0 completed / ok, 75 paused (run the same command again to continue), 2 bad job file or usage,
+3 another live session holds the job, 4 the job failed (see ``status``; ``run --retry`` resumes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.jobfile import json_schema, load_job_file
+from orchestrator.logs import setup_console_logging
+from orchestrator.paths import JobPaths
+from orchestrator.spec import JobSpecBase
+
+log = logging.getLogger("orchestrator")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orchestrator", description="Resumable jobs for GPUs that vanish.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the job, or resume it where it stopped (same command every time)")
+    run.add_argument("job", type=Path, help="the job file (job.yaml)")
+    run.add_argument("--takeover", action="store_true", help="take the job over from a session that holds it")
+    run.add_argument("--retry", action="store_true", help="resume a failed job")
+    run.add_argument("-v", "--verbose", action="store_true")
+    status = sub.add_parser("status", help="where the job stands")
+    status.add_argument("job", type=Path, help="the job file, or the job's folder in checkpoint_dir")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    validate = sub.add_parser("validate", help="check a job file; print the normalized spec or the errors")
+    validate.add_argument("job", type=Path)
+    sub.add_parser("schema", help="print the job file's JSON Schema (for editor completion)")
+    return parser
+
+
+def _spec_and_paths(target: Path) -> tuple[JobSpecBase | None, JobPaths]:
+    if target.is_dir():
+        paths = JobPaths.for_home(target)
+        if not paths.state.exists() and not paths.state_prev.exists() and not paths.spec_copy.exists():
+            raise ConfigError(f"{target}: not a job folder (no state.json); give the job file or the job's folder")
+        return None, paths
+    spec = load_job_file(target)
+    return spec, JobPaths.for_spec(spec)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.runner import JobRunner
+
+    setup_console_logging(args.verbose)
+    spec = load_job_file(args.job)
+    result = JobRunner(spec).run(takeover=args.takeover, retry=args.retry)
+    if result.exit_code == 75:
+        print(f"job {spec.name} paused ({result.reason}); run the same command again to continue")
+    elif result.exit_code == 0:
+        print(f"job {spec.name} completed")
+    else:
+        print(f"job {spec.name} failed: {result.reason}\nfix the cause, then: orchestrator run {args.job} --retry")
+    return result.exit_code
+
+
+def _saved_lease_ttl(paths: JobPaths) -> float:
+    try:
+        return float(json.loads(paths.spec_copy.read_text())["session"]["lease_ttl"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 600.0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from orchestrator.status import format_status, job_status
+
+    spec, paths = _spec_and_paths(args.job)
+    ttl = spec.session.lease_ttl if spec is not None else _saved_lease_ttl(paths)
+    report = job_status(paths, lease_ttl=ttl)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_status(report))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = load_job_file(args.job)
+    print(json.dumps(spec.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+COMMANDS: dict[str, Any] = {"run": cmd_run, "status": cmd_status, "validate": cmd_validate, "schema": cmd_schema}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except OrchestratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

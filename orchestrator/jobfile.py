@@ -1,0 +1,172 @@
+"""Loading ``job.yaml``: YAML with line numbers, validation against every job kind, readable errors.
+
+Errors name the file, the line, the YAML path of the field (``train.max_batches``), what was expected and what
+was found; unknown keys list the valid ones. Loading never writes anything.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from jobs.registry import KINDS, spec_models
+from orchestrator.errors import ConfigError
+from orchestrator.spec import JobSpecBase
+
+Loc = tuple[Any, ...]
+
+
+@functools.cache
+def job_spec_adapter() -> TypeAdapter[Any]:
+    models = tuple(spec_models())
+    union = models[0] if len(models) == 1 else Union[models]  # noqa: UP007 - runtime union of models
+    return TypeAdapter(Annotated[union, Field(discriminator="kind")])
+
+
+def json_schema() -> dict[str, Any]:
+    schema = job_spec_adapter().json_schema()
+    schema["title"] = "orchestrator job file"
+    return schema
+
+
+def _line_index(node: yaml.Node, loc: Loc = (), index: dict[Loc, int] | None = None,
+                duplicates: list[tuple[Loc, int]] | None = None) -> dict[Loc, int]:
+    """Map each YAML path to its 1-based line; record duplicate mapping keys."""
+    index = {} if index is None else index
+    index.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen and duplicates is not None:
+                duplicates.append((loc + (key,), key_node.start_mark.line + 1))
+            seen.add(key)
+            index[loc + (key,)] = key_node.start_mark.line + 1
+            _line_index(value_node, loc + (key,), index, duplicates)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, loc + (i,), index, duplicates)
+    return index
+
+
+def format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The model class that holds the last element of ``loc`` (to list valid keys)."""
+    model: Any = root
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = _unwrap_model(model.model_fields[part].annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _describe(error: dict[str, Any], loc: Loc, model: type[BaseModel] | None) -> str:
+    kind, msg = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        holder = _model_at(model, loc) if model else None
+        valid = ", ".join(holder.model_fields) if holder else "?"
+        return f"unknown key; valid keys here: {valid}"
+    if kind == "missing":
+        return "required field is missing"
+    shown = error.get("input")
+    if isinstance(shown, (dict, list)):
+        return msg
+    text = json.dumps(shown, default=str)
+    return f"{msg} (got {text[:60]})"
+
+
+def _spec_model_for(kind: Any) -> type[BaseModel] | None:
+    for model in spec_models():
+        field = model.model_fields.get("kind")
+        if field is not None and typing.get_args(field.annotation) == (kind,):
+            return model
+    return None
+
+
+def parse_job_text(text: str, source: str, base_dir: Path) -> JobSpecBase:
+    """Validate job-file text; ``source`` names it in errors."""
+    if not text.strip():
+        raise ConfigError(f"{source}: the job file is empty. A job file needs at least: name, kind "
+                          f"({', '.join(sorted(KINDS))}), checkpoint_dir, and the kind's own fields.")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the job file must be a mapping of keys (name:, kind:, ...), "
+                          f"found {type(data).__name__}")
+    duplicates: list[tuple[Loc, int]] = []
+    lines = _line_index(node, duplicates=duplicates)
+    if duplicates:
+        loc, line = duplicates[0]
+        raise ConfigError(f"{source}:{line}: {format_loc(loc)}: key given twice")
+    kind = data.get("kind")
+    if kind is None:
+        raise ConfigError(f"{source}: kind: required field is missing; one of: {', '.join(sorted(KINDS))}")
+    if kind not in KINDS:
+        raise ConfigError(f"{source}:{lines.get(('kind',), '?')}: kind: unknown job kind {kind!r}; "
+                          f"one of: {', '.join(sorted(KINDS))}")
+    try:
+        return job_spec_adapter().validate_python(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        model = _spec_model_for(kind)
+        messages = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            if loc and loc[0] == kind:
+                loc = loc[1:]  # the discriminated union puts the tag first
+            line = _line_for(loc, lines)
+            where = f"{source}:{line}" if line else source
+            messages.append(f"{where}: {format_loc(loc)}: {_describe(error, loc, model)}")
+        shown = messages[:12]
+        if len(messages) > len(shown):
+            shown.append(f"... and {len(messages) - len(shown)} more")
+        raise ConfigError("invalid job file:\n  " + "\n  ".join(shown)) from None
+
+
+def load_job_file(path: Path) -> JobSpecBase:
+    """Read and validate a job file; raises ConfigError (exit code 2) naming the problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: job file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a job file (job.yaml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the job file: {exc}") from None
+    return parse_job_text(text, str(path), path.resolve().parent)

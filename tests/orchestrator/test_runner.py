@@ -1,0 +1,114 @@
+"""The runner with a small in-test job kind: steps and fingerprints, outcomes, deadline with a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
+from orchestrator.errors import BuildError
+from orchestrator.journal import Journal
+from orchestrator.jobfile import parse_job_text
+from orchestrator.runner import JobRunner
+from orchestrator.state import JobState
+
+
+class StepJob(JobKind):
+    """Two steps whose fingerprints come from ``inputs``; ``outcomes`` are returned by successive runs."""
+
+    kind = "command"
+    inputs: dict[str, str] = {}
+    present: dict[str, bool] = {}
+    ran: list[str] = []
+    outcomes: list[Any] = []
+
+    def steps(self, ctx: JobContext) -> list[Step]:
+        def action(name: str):
+            def run(c: JobContext) -> None:
+                StepJob.ran.append(name)
+            return run
+        return [Step(name, self.inputs[name], action(name), lambda n=name: StepJob.present.get(n, True))
+                for name in ("build", "dataset")]
+
+    def run(self, ctx: JobContext) -> RunOutcome:
+        outcome = StepJob.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        if callable(outcome):
+            return outcome(ctx)
+        return outcome
+
+
+@pytest.fixture
+def runner(tmp_path: Path):
+    StepJob.inputs = {"build": "fp-a", "dataset": "fp-b"}
+    StepJob.present, StepJob.ran, StepJob.outcomes = {}, [], []
+    text = (f"name: stepjob\nkind: command\ncheckpoint_dir: '{tmp_path}'\ncommand: [x]\n"
+            "restart: {max_restarts: 1, backoff: 0}\n")
+    spec = parse_job_text(text, "job.yaml", tmp_path)
+
+    def make(now=None) -> JobRunner:
+        kwargs = {"now": now} if now else {}
+        return JobRunner(spec, kind_factory=lambda kind: StepJob, **kwargs)
+    return make
+
+
+def journal_events(r: JobRunner, name: str) -> list[dict]:
+    return [e for e in Journal(r.paths.journal).events() if e["event"] == name]
+
+
+def test_steps_run_once_and_rerun_only_when_inputs_change_or_outputs_vanish(runner) -> None:
+    StepJob.outcomes = [Stopped("deadline"), Stopped("deadline"), Stopped("deadline"), Completed()]
+    r = runner()
+    assert r.run(handle_signals=False).state is JobState.PAUSED
+    assert StepJob.ran == ["build", "dataset"]
+    r.run(handle_signals=False)
+    assert StepJob.ran == ["build", "dataset"]  # nothing changed: both skipped
+    assert len(journal_events(r, "step_skipped")) == 2
+    StepJob.inputs["dataset"] = "fp-b2"     # the dataset changed
+    StepJob.present["build"] = False        # the local build vanished with the VM
+    r.run(handle_signals=False)
+    assert StepJob.ran == ["build", "dataset", "build", "dataset"]
+    assert r.run(handle_signals=False).state is JobState.COMPLETED
+
+
+def test_crash_then_success_within_one_session(runner) -> None:
+    StepJob.outcomes = [Crashed("exit code 1", 1, ["oops"]), Completed("ok")]
+    r = runner()
+    result = r.run(handle_signals=False)
+    assert result.state is JobState.COMPLETED and result.exit_code == 0
+    assert [e["exit_code"] for e in journal_events(r, "crash")] == [1]
+
+
+def test_error_a_restart_cannot_fix_fails_at_once_and_is_recorded(runner) -> None:
+    StepJob.outcomes = [BuildError("darknet did not compile: missing cuda.h")]
+    r = runner()
+    with pytest.raises(BuildError):
+        r.run(handle_signals=False)
+    record = r.states.load()
+    assert record.state is JobState.FAILED and "cuda.h" in record.reason
+    assert record.sessions[-1].end_reason == "failed"
+
+
+def test_deadline_with_a_fake_clock(runner) -> None:
+    clock = [1_000_000.0]
+
+    def work(ctx: JobContext) -> RunOutcome:
+        for step in range(100):
+            clock[0] += 600  # ten minutes of work per step
+            ctx.report_progress(step + 1, 100)
+            reason = ctx.stop_requested()
+            if reason:
+                return Stopped(reason)
+        return Completed()
+
+    StepJob.outcomes = [work]
+    r = runner(now=lambda: clock[0])
+    result = r.run(handle_signals=False)
+    assert result.state is JobState.PAUSED and result.reason == "deadline"
+    record = r.states.load()
+    # 12 h budget - 15 min margin = 705 min: the 71st ten-minute step crosses it
+    assert record.progress.counter == 71
+    assert record.progress.rate() == pytest.approx(1 / 600)
