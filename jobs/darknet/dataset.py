@@ -240,15 +240,19 @@ def write_list_files(out: Path, classes: list[str], train: list[str], test: list
     return obj_data
 
 
-def copy_tree_sharded(files: list[Path], dest: Path, per_folder: int, move: bool = False) -> int:
-    """Place ``files`` into ``dest/<shard>/`` in one pass (used by the benchmark and by staging)."""
+def copy_tree_sharded(files: list[Path], dest: Path, per_folder: int, mode: str = "copy") -> int:
+    """Place ``files`` into ``dest/<shard>/`` in one pass (``mode``: copy, move or link); returns folders made."""
+    if mode not in ("copy", "move", "link"):
+        raise ValueError(f"mode must be copy, move or link, not {mode!r}")
     made: set[str] = set()
     for path, shard in zip(files, shard_names(len(files), per_folder)):
         if shard not in made:
             (dest / shard).mkdir(parents=True, exist_ok=True)
             made.add(shard)
-        if move:
+        if mode == "move":
             os.replace(path, dest / shard / path.name)
+        elif mode == "link":
+            os.link(path, dest / shard / path.name)
         else:
             shutil.copyfile(path, dest / shard / path.name)
     return len(made)
