@@ -11,6 +11,7 @@ from orchestrator.errors import ConfigError
 #: kind -> (spec model "module:Class", implementation "module:Class", pip extra that provides its dependencies)
 KINDS: dict[str, tuple[str, str, str | None]] = {
     "command": ("jobs.command.spec:CommandSpec", "jobs.command.job:CommandJob", None),
+    "darknet": ("jobs.darknet.spec:DarknetSpec", "jobs.darknet.job:DarknetJob", "darknet"),
 }
 
 

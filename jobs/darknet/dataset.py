@@ -228,7 +228,13 @@ def prepare_dataset(
 
 
 def write_list_files(out: Path, classes: list[str], train: list[str], test: list[str], backup: Path) -> Path:
-    """train.txt, test.txt, obj.names and obj.data (atomically); returns the obj.data path."""
+    """train.txt, test.txt, obj.names and obj.data (atomically); returns the obj.data path.
+
+    Darknet strips every whitespace character from obj.data lines, so its paths must not contain any.
+    """
+    for path in (out, backup):
+        if any(ch.isspace() for ch in str(path)):
+            raise ConfigError(f"darknet cannot read paths with spaces in obj.data: {path}; use a folder without spaces")
     atomic_write_text(out / "train.txt", "".join(f"{p}\n" for p in train))
     atomic_write_text(out / "test.txt", "".join(f"{p}\n" for p in test))
     atomic_write_text(out / "obj.names", "".join(f"{c}\n" for c in classes))

@@ -21,7 +21,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pathlib import Path
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.spec import Duration, ExpandedPath, JobSpecBase, StrictModel
 
@@ -114,6 +116,28 @@ class DarknetSpec(JobSpecBase):
         default_factory=dict, description="Symlinks made at session start: {'/WORK1': '/content/drive/MyDrive/x'}."
     )
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for darknet.")
+
+    @field_validator("cfg")
+    @classmethod
+    def _cfg_path(cls, value: str, info: ValidationInfo) -> str:
+        """A template name stays as it is; a path is expanded and made absolute (relative to the job file)."""
+        if value in TEMPLATE_NAMES:
+            return value
+        if "/" not in value and not value.endswith(".cfg"):
+            raise ValueError(f"unknown template {value!r}; templates: {', '.join(TEMPLATE_NAMES)}, or a .cfg path")
+        path = Path(value).expanduser()
+        base = (info.context or {}).get("base_dir")
+        if not path.is_absolute() and base is not None:
+            path = Path(base) / path
+        return str(path)
+
+    @field_validator("train")
+    @classmethod
+    def _no_clear_in_extra_args(cls, value: TrainSpec) -> TrainSpec:
+        if "-clear" in value.extra_args:
+            raise ValueError("-clear in extra_args would restart training from zero on every resume; "
+                             "use train.clear_pretrained (first session only)")
+        return value
 
     @field_validator("path_aliases")
     @classmethod

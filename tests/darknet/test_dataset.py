@@ -108,7 +108,7 @@ def test_prepare_writes_everything_darknet_needs(tmp_path: Path) -> None:
     make_voc(src, 30)
     (src / "img0003.xml").write_bytes(b"<annotation><broken")
     (src / "img0004.xml").write_bytes(voc_xml([("dog", 1, 1, 5, 5)]))
-    out = tmp_path / "work dir"
+    out = tmp_path / "work_dir_ü"
     report = prepare_dataset(src, out, "voc", ["person", "head"], max_files_per_folder=10, test_fraction=0.2)
     assert report.train + report.test == 30 and report.folders == 6  # 5 samples (10 files) per folder
     assert report.counts() == {"malformed": 1, "unknown_class": 1}
@@ -162,9 +162,9 @@ def test_pjreddie_label_lookup_is_checked(tmp_path: Path) -> None:
     assert darknet_label_path("/w/images/a.jpeg", "alexeyab") == "/w/images/a.txt"
     make_voc(tmp_path / "src", 2)
     with pytest.raises(ConfigError, match="images"):
-        prepare_dataset(tmp_path / "src", tmp_path / "my images", "voc", ["person", "head"], fork="pjreddie")
+        prepare_dataset(tmp_path / "src", tmp_path / "my_images", "voc", ["person", "head"], fork="pjreddie")
     # AlexeyAB only rewrites /images/train2017/-style paths: fine there
-    prepare_dataset(tmp_path / "src", tmp_path / "my images", "voc", ["person", "head"], fork="alexeyab")
+    prepare_dataset(tmp_path / "src", tmp_path / "my_images", "voc", ["person", "head"], fork="alexeyab")
 
 
 def test_bad_inputs_are_config_errors(tmp_path: Path) -> None:
@@ -175,3 +175,9 @@ def test_bad_inputs_are_config_errors(tmp_path: Path) -> None:
         prepare_dataset(tmp_path / "empty", tmp_path / "o")
     with pytest.raises(ConfigError, match="format"):
         find_samples(tmp_path / "empty", "coco")
+
+
+def test_paths_with_spaces_are_refused_because_darknet_strips_them(tmp_path: Path) -> None:
+    make_voc(tmp_path / "src", 2)
+    with pytest.raises(ConfigError, match="spaces"):
+        prepare_dataset(tmp_path / "src", tmp_path / "work dir", "voc", ["person", "head"])

@@ -1,0 +1,352 @@
+"""The ``darknet`` job kind: build (or restore) darknet, prepare the data, train, survive disconnects.
+
+Steps (skipped on a re-run while their fingerprint holds and their local outputs exist):
+``aliases`` (symlinks), ``darknet`` (binary from the build cache or built), ``dataset`` (labels, lists, cfg),
+``pretrained`` (downloaded into the durable job folder, validated).
+
+``run`` is one resume decision and one darknet process: the newest valid checkpoint from the store and the
+local backup folder (``checkpoints.restore.prepare_resume``, validated by :class:`DarknetWeightsValidator`;
+never ``-clear`` on a resume), darknet writing its backups to local disk while :class:`CheckpointSync`
+copies each complete one to the store, its log parsed into progress, problems and completion. At the
+deadline the job waits for darknet's next backup, lets the sync publish it, then stops darknet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from checkpoints.manifest import ManifestStore
+from checkpoints.path_store import PathStore
+from checkpoints.restore import ResumePoint, prepare_resume
+from checkpoints.sync import CheckpointSync
+from checkpoints.validators import looks_like_error_page
+from darknet_patch.fork import Fork
+from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
+from jobs.darknet.cfg import DarknetCfg, load_cfg
+from jobs.darknet.chart import LossHistory, load_history, render_chart
+from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
+from jobs.darknet.dataset import prepare_dataset
+from jobs.darknet.download import download
+from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
+from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
+from jobs.darknet.network import FLOAT_BYTES, parameter_count
+from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
+from jobs.darknet.weights import DarknetWeightsValidator, read_header
+from orchestrator.atomic import atomic_write_text
+from orchestrator.errors import ConfigError
+from orchestrator.process import ManagedProcess
+
+POLL_SECONDS = 0.2
+#: Problems a restart cannot fix: the job fails at once with the fix in the message.
+FATAL_PROBLEMS = {"nan_loss", "out_of_memory", "file_not_found", "batch_too_small", "bad_annotation"}
+STOP_TIMEOUT = 30.0
+
+log = logging.getLogger(__name__)
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class DarknetJob(JobKind):
+    kind = "darknet"
+    spec: DarknetSpec
+
+    # -- paths -----------------------------------------------------------------------------------------------
+    @property
+    def durable(self) -> Path:
+        return self.paths.home / "darknet"
+
+    @property
+    def darknet_root(self) -> Path:
+        """The work folder as darknet may see it: darknet strips every space from obj.data and cfg lines, so a
+        work folder with whitespace in its path is reached through a space-free symlink in the temp folder."""
+        work = self.paths.work
+        if not any(ch.isspace() for ch in str(work)):
+            return work
+        link = Path(tempfile.gettempdir()) / "orchestrator-darknet" / f"{self.spec.name}-{_digest(str(work))[:8]}"
+        if any(ch.isspace() for ch in str(link)):
+            raise ConfigError(f"the work folder {work} has spaces, which darknet cannot read in obj.data; "
+                              "set work_dir to a folder without spaces")
+        work.mkdir(parents=True, exist_ok=True)
+        if not (link.is_symlink() and Path(os.readlink(link)) == work):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            tmp = link.with_name(link.name + f".{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(work, target_is_directory=True)
+            os.replace(tmp, link)
+        return link
+
+    @property
+    def data_dir(self) -> Path:
+        return self.darknet_root / "dataset"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.paths.work / "backup"
+
+    @property
+    def cfg_record(self) -> Path:
+        return self.data_dir / "cfg.json"
+
+    def cfg_path(self) -> Path | None:
+        try:
+            return Path(json.loads(self.cfg_record.read_text())["cfg"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @property
+    def chart_path(self) -> Path:
+        return self.durable / "loss.png"
+
+    def pretrained_path(self) -> Path | None:
+        ref = self.spec.pretrained
+        if ref is None:
+            return None
+        if ref.startswith(("http://", "https://")):
+            name = ref.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "pretrained.weights"
+            return self.durable / "pretrained" / name
+        return Path(ref).expanduser()
+
+    # -- steps -----------------------------------------------------------------------------------------------
+    def steps(self, ctx: JobContext) -> list[Step]:
+        spec = self.spec
+        steps = []
+        if spec.path_aliases:
+            steps.append(Step("aliases", _digest(spec.path_aliases), lambda c: ensure_aliases(spec.path_aliases),
+                              lambda: all(Path(a).is_symlink() for a in spec.path_aliases), "path symlinks"))
+        steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json")), self._step_darknet,
+                          lambda: read_darknet_record(self.paths.work) is not None, "build or restore darknet"))
+        dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg, spec.train.model_dump(mode="json"),
+                             spec.darknet.fork, spec.darknet.source)
+        steps.append(Step("dataset", dataset_fp, self._step_dataset,
+                          lambda: (self.data_dir / "obj.data").is_file() and (self.cfg_path() or Path("/-")).is_file(),
+                          "labels, train/test lists, obj.data, cfg"))
+        if spec.pretrained:
+            steps.append(Step("pretrained", _digest(spec.pretrained, spec.pretrained_sha256), self._step_pretrained,
+                              lambda: (self.pretrained_path() or Path("/-")).is_file(), "pretrained weights"))
+        return steps
+
+    def _step_darknet(self, ctx: JobContext) -> None:
+        prepare_darknet(self.spec.darknet, self.paths.work, PathStore(self.paths.store_root))
+
+    def _fork(self) -> Fork:
+        record = read_darknet_record(self.paths.work)
+        if record is not None:
+            return record[1]
+        return Fork(self.spec.darknet.fork if self.spec.darknet.fork != "auto" else "alexeyab")
+
+    def _step_dataset(self, ctx: JobContext) -> None:
+        spec, fork = self.spec, self._fork()
+        report = prepare_dataset(
+            spec.dataset.path, self.data_dir, spec.dataset.format, spec.dataset.classes,
+            test_fraction=spec.dataset.test_fraction, seed=spec.dataset.seed,
+            max_files_per_folder=spec.dataset.max_files_per_folder, link="hardlink", fork=fork.value,
+            backup=self.darknet_root / "backup",
+        )
+        for issue in report.issues[:20]:
+            ctx.log.warning("dataset: %s", issue.message)
+        ctx.record_event("dataset_prepared", train=report.train, test=report.test, boxes=report.boxes,
+                         folders=report.folders, issues=report.counts())
+        classes = len(report.classes)
+        if spec.cfg in TEMPLATE_NAMES:
+            t = spec.train
+            cfg = adapt_cfg(load_template(spec.cfg), classes, train_images=report.train, max_batches=t.max_batches,
+                            batch=t.batch, subdivisions=t.subdivisions, width=t.width, height=t.height)
+            name = f"{spec.cfg}-obj.cfg"
+        else:
+            cfg = load_cfg(Path(spec.cfg))
+            validate_classes(cfg, classes)
+            name = Path(spec.cfg).name
+        target = self.data_dir / name
+        atomic_write_text(target, cfg.text())
+        atomic_write_text(self.durable / name, cfg.text())  # kept with the job: which cfg the weights belong to
+        atomic_write_text(self.cfg_record, json.dumps({"cfg": str(target)}))
+
+    def _step_pretrained(self, ctx: JobContext) -> None:
+        path = self.pretrained_path()
+        assert path is not None and self.spec.pretrained is not None
+        if self.spec.pretrained.startswith(("http://", "https://")):
+            download(self.spec.pretrained, path, sha256=self.spec.pretrained_sha256)
+        elif not path.is_file():
+            raise ConfigError(f"pretrained weights {path} do not exist")
+        cfg_path = self.cfg_path()
+        if cfg_path is not None:
+            check_pretrained(path, load_cfg(cfg_path))
+
+    # -- run -------------------------------------------------------------------------------------------------
+    def run(self, ctx: JobContext) -> RunOutcome:
+        spec = self.spec
+        if spec.path_aliases:
+            ensure_aliases(spec.path_aliases)
+        record = read_darknet_record(self.paths.work)
+        cfg_path = self.cfg_path()
+        if record is None or cfg_path is None:
+            return Crashed("darknet or the dataset is not prepared on this machine (steps did not run)")
+        binary, fork = record
+        cfg = load_cfg(cfg_path)
+        base = cfg_path.name.split(".", 1)[0]
+        patterns = (f"{base}*.weights", f"{base}.backup")
+        validator = DarknetWeightsValidator(cfg)
+        store = PathStore(self.paths.store_root)
+        manifests = ManifestStore(store, session=ctx.session_id)
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        resume = prepare_resume(store, manifests.load(), self.backup_dir, patterns=patterns, validator=validator,
+                                logger=ctx.log)
+        if resume is not None:
+            ctx.record_event("resume_from", checkpoint=resume.candidate.name, counter=resume.candidate.counter,
+                             where=resume.candidate.where, skipped=[j.reason for j in resume.choice.skipped])
+            if (resume.candidate.counter or 0) >= cfg.max_batches:
+                ctx.report_progress(resume.candidate.counter or 0, cfg.max_batches, "iter")
+                return Completed(f"{resume.candidate.name} is at iteration {resume.candidate.counter} "
+                                 f">= max_batches {cfg.max_batches}")
+        argv = self.argv(binary, fork, cfg_path, resume)
+        ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
+        sync = CheckpointSync(self.backup_dir, manifests, patterns=patterns, validator=validator,
+                              on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, key=r.key, size=r.size),
+                              logger=ctx.log, poll_interval=0.2)
+        sync.start()
+        try:
+            return self._supervise(ctx, argv, cfg, base, sync)
+        finally:
+            sync.stop(flush_timeout=spec.train.stop_wait)
+            self.draw_chart(cfg)
+
+    def argv(self, binary: Path, fork: Fork, cfg_path: Path, resume: ResumePoint | None) -> list[str]:
+        spec = self.spec
+        argv = [str(binary), "detector", "train", str(self.data_dir / "obj.data"), str(cfg_path)]
+        pretrained = self.pretrained_path()
+        if resume is not None:
+            argv.append(str(resume.path))  # never -clear on a resume: it would zero `seen`
+        elif pretrained is not None:
+            argv.append(str(pretrained))
+            if spec.train.clear_pretrained:
+                argv.append("-clear")
+        if fork is Fork.ALEXEYAB:
+            argv.append("-dont_show")
+            if spec.train.map:
+                argv.append("-map")
+        argv += spec.train.extra_args
+        if fork is Fork.PJREDDIE and shutil.which("stdbuf"):
+            argv = ["stdbuf", "-oL", *argv]  # pjreddie never flushes stdout
+        return argv
+
+    def _supervise(self, ctx: JobContext, argv: list[str], cfg: DarknetCfg, base: str,
+                   sync: CheckpointSync) -> RunOutcome:
+        spec = self.spec
+        proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.data_dir, env=spec.env)
+        ctx.record_event("process_start", pid=proc.pid, argv=argv)
+        parser = LogParser()
+        history = LossHistory(self.durable / "loss", f"{int(time.time()):010d}-{ctx.session_id}")
+        stopping: str | None = None
+        stop_started = 0.0
+        saved_then_moved_on = False
+        backup_seen = False
+        fatal: Problem | None = None
+        next_chart = time.monotonic() + spec.train.chart_every
+        code: int | None = None
+        try:
+            while True:
+                code = proc.wait(POLL_SECONDS)
+                lines = proc.new_lines()
+                events = parser.feed("".join(line + "\n" for line in lines)) if lines else []
+                if code is not None:
+                    events += parser.close()
+                for event in events:
+                    if isinstance(event, Iteration):
+                        history.add(event.iteration, event.loss, event.avg_loss)
+                        ctx.report_progress(event.iteration, cfg.max_batches, "iter", avg_loss=_finite(event.avg_loss),
+                                            loss=_finite(event.loss), hours_left=event.hours_left)
+                        saved_then_moved_on = saved_then_moved_on or backup_seen
+                    elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration") and stopping:
+                        backup_seen = True  # a save after the stop request; complete once darknet moves on
+                    elif isinstance(event, Problem):
+                        ctx.log.error("darknet: %s; fix: %s", event.message, event.fix)
+                        ctx.record_event("darknet_problem", problem=event.kind, message=event.message, fix=event.fix)
+                        if event.kind in FATAL_PROBLEMS and fatal is None:
+                            fatal = event
+                if code is not None:
+                    break
+                if fatal is not None:
+                    code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
+                    break
+                reason = ctx.stop_requested()
+                if reason and stopping is None:
+                    stopping, stop_started = reason, time.monotonic()
+                    ctx.log.info("stop requested (%s): %s", reason, "waiting for darknet's next backup"
+                                 if reason == "deadline" else "stopping darknet now")
+                if stopping and (stopping != "deadline" or saved_then_moved_on
+                                 or time.monotonic() - stop_started > spec.train.stop_wait):
+                    code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
+                    ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=stopping,
+                                     after_backup=saved_then_moved_on)
+                    return Stopped(stopping)
+                if time.monotonic() >= next_chart:
+                    self.draw_chart(cfg)
+                    next_chart = time.monotonic() + spec.train.chart_every
+        finally:
+            history.close()
+            proc.close()
+        ctx.record_event("process_end", pid=proc.pid, exit_code=code)
+        tail = proc.tail(20)
+        if fatal is not None:
+            raise ConfigError(f"darknet stopped: {fatal.message}. Fix: {fatal.fix}")
+        final = self.backup_dir / f"{base}_final.weights"
+        verdict = DarknetWeightsValidator(cfg, check_values=False).validate(final) if final.exists() else None
+        if parser.finished and verdict is not None and verdict.ok and (verdict.counter or 0) >= cfg.max_batches:
+            sync.flush(spec.train.stop_wait)
+            return Completed(f"{final.name} written at iteration {verdict.counter}")
+        return Crashed(f"darknet exited with code {code} before writing final weights", exit_code=code, log_tail=tail)
+
+    # -- reporting -------------------------------------------------------------------------------------------
+    def draw_chart(self, cfg: DarknetCfg | None = None) -> None:
+        try:
+            render_chart(load_history(self.durable / "loss"), self.chart_path, title=f"{self.spec.name}: loss",
+                         max_batches=cfg.max_batches if cfg else None)
+        except Exception as exc:  # a chart must never stop training
+            log.warning("loss chart not drawn: %s", exc)
+
+    def status_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"loss_chart": str(self.chart_path)} if self.chart_path.exists() else {}
+        cfg_path = self.cfg_path()
+        if cfg_path is not None:
+            extra["cfg"] = str(cfg_path)
+        return extra
+
+
+def check_pretrained(path: Path, cfg: DarknetCfg) -> None:
+    """Pretrained weights may be partial (``*.conv.74``): a header, whole floats, no more than the full size."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    page = looks_like_error_page(head)
+    if page:
+        raise ConfigError(f"pretrained weights {path} are {page}")
+    header = read_header(path)
+    if header is None or not (0 <= header.major < 1000 and 0 <= header.minor < 1000):
+        raise ConfigError(f"pretrained weights {path} have no darknet header")
+    payload = size - header.size
+    if payload <= 0 or payload % FLOAT_BYTES:
+        raise ConfigError(f"pretrained weights {path} ({size:,} bytes) are cut off: not a whole number of floats "
+                          "after the header; download them again")
+    full = parameter_count(cfg) * FLOAT_BYTES
+    if payload > full:
+        # e.g. COCO yolov3.weights (80-class heads) for a custom cfg: darknet loads the shared layers
+        log.warning(
+            "pretrained weights %s hold more parameters (%d) than the cfg (%d): the detection heads will not "
+            "match; partial weights such as darknet53.conv.74 are the usual starting point", path,
+            payload // FLOAT_BYTES, full // FLOAT_BYTES)
