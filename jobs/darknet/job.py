@@ -255,13 +255,15 @@ class DarknetJob(JobKind):
         stopping: str | None = None
         stop_started = 0.0
         saved_then_moved_on = False
-        backup_seen = False
+        pending_save: Path | None = None  # a backup darknet started writing after the stop request
+        pending_counter = 0
+        complete = DarknetWeightsValidator(cfg, check_values=False)
         fatal: Problem | None = None
         next_chart = time.monotonic() + spec.train.chart_every
         code: int | None = None
         try:
             while True:
-                code = proc.wait(POLL_SECONDS)
+                code = proc.wait(POLL_SECONDS if stopping is None else POLL_SECONDS / 10)
                 lines = proc.new_lines()
                 events = parser.feed("".join(line + "\n" for line in lines)) if lines else []
                 if code is not None:
@@ -271,9 +273,11 @@ class DarknetJob(JobKind):
                         history.add(event.iteration, event.loss, event.avg_loss)
                         ctx.report_progress(event.iteration, cfg.max_batches, "iter", avg_loss=_finite(event.avg_loss),
                                             loss=_finite(event.loss), hours_left=event.hours_left)
-                        saved_then_moved_on = saved_then_moved_on or backup_seen
+                        saved_then_moved_on = saved_then_moved_on or pending_save is not None
                     elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration") and stopping:
-                        backup_seen = True  # a save after the stop request; complete once darknet moves on
+                        pending_save = self.backup_dir / Path(event.path).name  # same folder, via the symlink
+                        # the old file of that name may still be whole: wait for the one with this iteration
+                        pending_counter = parser.last_iteration.iteration if parser.last_iteration else 0
                     elif isinstance(event, Problem):
                         ctx.log.error("darknet: %s; fix: %s", event.message, event.fix)
                         ctx.record_event("darknet_problem", problem=event.kind, message=event.message, fix=event.fix)
@@ -289,6 +293,10 @@ class DarknetJob(JobKind):
                     stopping, stop_started = reason, time.monotonic()
                     ctx.log.info("stop requested (%s): %s", reason, "waiting for darknet's next backup"
                                  if reason == "deadline" else "stopping darknet now")
+                if pending_save is not None and not saved_then_moved_on:
+                    verdict = complete.validate(pending_save)
+                    if verdict.ok and (verdict.counter or 0) >= pending_counter:
+                        saved_then_moved_on = True  # the new backup is whole on disk: stop before more work
                 if stopping and (stopping != "deadline" or saved_then_moved_on
                                  or time.monotonic() - stop_started > spec.train.stop_wait):
                     code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)

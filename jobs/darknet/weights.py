@@ -97,19 +97,21 @@ class DarknetWeightsValidator:
         if not all(0 <= part < _MAX_VERSION_PART for part in (header.major, header.minor, header.revision)):
             return Verdict(False, f"{name} has no darknet weights header (version fields {header.version})")
         expected = header.size + FLOAT_BYTES * self.params
+        iteration = iteration_from_seen(header.seen, self.cfg)  # reported even when invalid: it ranks the skip
         if size < expected:
             return Verdict(
                 False,
                 f"{name} is truncated: {size:,} bytes but {self.cfg.source} needs {expected:,} "
                 "(cut off mid-write, e.g. by a disconnect)",
+                counter=iteration,
             )
         if size > expected:
             return Verdict(
                 False,
                 f"{name} is {size:,} bytes but {self.cfg.source} needs exactly {expected:,}: it was written for "
                 "a different cfg (other classes, filters or layers) or has extra data appended",
+                counter=iteration,
             )
-        iteration = iteration_from_seen(header.seen, self.cfg)
         if self.check_values:
             bad = count_non_finite(Path(path), header.size)
             if bad:

@@ -66,6 +66,7 @@ def test_truncated_backup_from_a_disconnect_is_rejected(validator: DarknetWeight
     verdict = validator.validate(PJ / "micro.backup.truncated")
     assert not verdict.ok
     assert "truncated" in verdict.reason and "20,000 bytes" in verdict.reason and "248,196" in verdict.reason
+    assert verdict.counter == 200  # from its intact header: discovery ranks it, then skips it with the reason
 
 
 def test_diverged_weights_full_of_nan_are_rejected(validator: DarknetWeightsValidator) -> None:
