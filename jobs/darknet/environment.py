@@ -79,7 +79,15 @@ def fetch_source(source: str, ref: str | None, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(os.path.expanduser(source))
     if folder.is_dir():
-        shutil.copytree(folder, dest, symlinks=True, ignore=shutil.ignore_patterns("obj", "*.o", "darknet"))
+        top = str(folder)
+
+        def ignore(directory: str, names: list[str]) -> set[str]:
+            skip = {n for n in names if n.endswith(".o")}
+            if directory == top:  # build products of an earlier make in the user's folder
+                skip |= {n for n in names if n in ("obj", "darknet", "libdarknet.so", "libdarknet.a")}
+            return skip
+
+        shutil.copytree(folder, dest, symlinks=True, ignore=ignore)
         return dest
     if not re.match(r"^(https?://|git@|ssh://|file://)", source):
         raise ConfigError(f"darknet.source {source!r} is neither a folder nor a git URL")

@@ -38,8 +38,10 @@ def test_local_source_is_copied_not_patched_in_place(tmp_path: Path) -> None:
     tree = make_buildable_tree(tmp_path / "user darknet")
     (tree / "obj").mkdir()
     (tree / "obj" / "x.o").write_bytes(b"stale")
+    (tree / "darknet").write_bytes(b"old binary")
     copy = fetch_source(str(tree), None, tmp_path / "work" / "darknet-src")
     assert (copy / "Makefile").read_text() == (tree / "Makefile").read_text() and not (copy / "obj").exists()
+    assert not (copy / "darknet").exists() and (copy / "tools" / "darknet.sh").exists()
     with pytest.raises(ConfigError, match="neither a folder nor a git URL"):
         fetch_source("not/a/folder", None, tmp_path / "x")
 
