@@ -115,7 +115,9 @@ class JobRunner:
         lease, previous, why = Lease.acquire(self.paths, session_id, self.spec.session.lease_ttl, takeover,
                                              now=self.now)
         try:
-            record = self.states.load() or JobRecord(job=self.spec.name, kind=self.spec.kind)
+            record = self.states.load()
+            if record is None:  # state first: the journal never holds events of a job without a state file
+                record = self.states.save(JobRecord(job=self.spec.name, kind=self.spec.kind))
             early = self._refuse_or_none(record, retry)
             if early is not None:
                 return early
