@@ -212,6 +212,8 @@ class JobRunner:
                 self._fail(record, f"internal error: {type(exc).__name__}: {exc}")
                 self._end_session(record, session, "error")
                 raise
+            finally:
+                ctx.display.close()
             self._end_session(record, session, result.state.value if result.state is not JobState.PAUSED
                               else result.reason)
             return result
