@@ -1,7 +1,7 @@
 """Checkpoint stores (path / Drive API), manifest, integrity, discovery, sync and retention.
 
 The Drive API backend (``checkpoints.drive_store``) is not imported here: it needs the ``drive`` extra and is
-opened through :func:`checkpoints.spec.open_store`. ``checkpoints.sync`` imports watchdog only when started.
+opened through :func:`checkpoints.spec.open_store`.
 """
 
 from __future__ import annotations
@@ -53,10 +53,10 @@ __all__ = [
     "PathStore",
     "PathStoreSpec",
     "RecordValidator",
+    "ResumePoint",
     "RetentionPlan",
     "RetentionPolicy",
     "RetentionSpec",
-    "ResumePoint",
     "StoreEntry",
     "StoreSpec",
     "SyncStatus",

@@ -27,5 +27,7 @@ class MicroWeightsValidator:
         wide = major * 10 + minor >= 2
         seen = struct.unpack("<q", head[12:20])[0] if wide else struct.unpack("<i", head[12:16])[0]
         if size != MICRO_SIZE:
-            return Verdict(False, f"{path.name} is {size} bytes but micro.cfg weights are {MICRO_SIZE} (truncated or padded)")
+            return Verdict(
+                False, f"{path.name} is {size} bytes but micro.cfg weights are {MICRO_SIZE} (truncated or padded)"
+            )
         return Verdict(True, counter=seen // MICRO_BATCH)

@@ -32,8 +32,9 @@ def test_train_sync_die_resume_on_a_new_machine(tmp_path: Path) -> None:
     def retain(record: ManifestRecord) -> None:
         apply_retention(manifests, policy)
 
-    sync = CheckpointSync(backup, manifests, validator=MicroWeightsValidator(), poll_interval=0.05,
-                          on_published=retain).start()
+    sync = CheckpointSync(
+        backup, manifests, validator=MicroWeightsValidator(), poll_interval=0.05, on_published=retain
+    ).start()
     try:
         for name in ("micro_100.weights", "micro_200.weights"):
             shutil.copy(PJ / name, backup / name)
@@ -51,8 +52,9 @@ def test_train_sync_die_resume_on_a_new_machine(tmp_path: Path) -> None:
     assert sorted((r.name, r.counter) for r in manifest.records) == [("micro.backup", 200), ("micro_200.weights", 200)]
 
     machine2 = JobPaths(home=home, work=tmp_path / "machine 2" / "micro")
-    point = prepare_resume(open_store(None, machine2), manifest, machine2.work / "backup",
-                           validator=MicroWeightsValidator())
+    point = prepare_resume(
+        open_store(None, machine2), manifest, machine2.work / "backup", validator=MicroWeightsValidator()
+    )
     assert point is not None and point.restored and point.candidate.counter == 200
     assert point.path.read_bytes() == (PJ / "micro_200.weights").read_bytes()
 

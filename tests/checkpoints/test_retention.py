@@ -16,8 +16,14 @@ def _manifest(counters: list[int | None], tags: dict[int, tuple[str, ...]] | Non
     for seq, counter in enumerate(counters, start=1):
         manifest = manifest.add(
             ManifestRecord(
-                name="m.weights", key=checkpoint_key("m.weights", seq, 1000), counter=counter, size=10,
-                sha256="0" * 64, created=float(seq), tags=(tags or {}).get(seq, ()), seq=seq,
+                name="m.weights",
+                key=checkpoint_key("m.weights", seq, 1000),
+                counter=counter,
+                size=10,
+                sha256="0" * 64,
+                created=float(seq),
+                tags=(tags or {}).get(seq, ()),
+                seq=seq,
             )
         )
     return manifest
