@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from checkpoints.retention import RetentionPolicy, apply_retention, plan_retenti
 from checkpoints.store import StoreEntry
 
 
-def _manifest(counters: list[int | None], tags: dict[int, tuple[str, ...]] | None = None) -> Manifest:
+def _manifest(counters: Sequence[int | None], tags: dict[int, tuple[str, ...]] | None = None) -> Manifest:
     manifest = Manifest()
     for seq, counter in enumerate(counters, start=1):
         manifest = manifest.add(
