@@ -12,6 +12,7 @@ from pathlib import Path
 from checkpoints.validators import Verdict
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "darknet"
+assert FIXTURES.is_dir(), f"shared fixtures missing: expected {FIXTURES} (../shared/fixtures beside the checkout)"
 MICRO_SIZE = 248_196
 MICRO_BATCH = 4
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from checkpoints.discovery import checkpoint_rows, judge_all
 from checkpoints.manifest import ManifestRecord, ManifestStore
 from checkpoints.restore import prepare_resume
@@ -17,7 +15,6 @@ from orchestrator.paths import JobPaths
 from tests.checkpoints.darknet_like import FIXTURES, MicroWeightsValidator
 
 PJ = FIXTURES / "pjreddie"
-pytestmark = pytest.mark.skipif(not PJ.is_dir(), reason="shared darknet fixtures not present")
 
 
 def test_train_sync_die_resume_on_a_new_machine(tmp_path: Path) -> None:
