@@ -16,6 +16,7 @@ from checkpoints.discovery import (
     format_rows,
     judge_all,
 )
+from checkpoints.job_checkpoints import JobCheckpoints, rows_as_json
 from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore, checkpoint_key
 from checkpoints.memory_store import MemoryStore
 from checkpoints.path_store import PathStore
@@ -43,6 +44,7 @@ __all__ = [
     "CheckpointStore",
     "CheckpointSync",
     "DriveStoreSpec",
+    "JobCheckpoints",
     "Judged",
     "Manifest",
     "ManifestRecord",
@@ -75,4 +77,5 @@ __all__ = [
     "plan_retention",
     "prepare_resume",
     "restore_checkpoint",
+    "rows_as_json",
 ]
