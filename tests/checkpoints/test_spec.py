@@ -95,3 +95,29 @@ def test_drive_store_is_built_from_spec(fake_drive, tmp_path: Path) -> None:  # 
     spec = DriveStoreSpec(type="drive", folder_id="folder-1", shared_drive=True)
     store = open_store(spec, JobPaths(tmp_path, tmp_path))
     assert type(store).__name__ == "DriveStore" and store.spec is spec  # type: ignore[attr-defined]
+
+
+def test_spec_module_imports_only_pydantic_and_stdlib() -> None:
+    import subprocess
+
+    code = (
+        "import sys, checkpoints.spec\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('watchdog', 'googleapiclient', 'torch', 'cv2')]\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('checkpoints.'))\n"
+        "print(heavy, loaded)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    assert out.strip() == "[] ['checkpoints.spec']"
+
+
+def test_package_exports_resolve() -> None:
+    import checkpoints
+
+    for name in checkpoints.__all__:
+        assert getattr(checkpoints, name) is not None, name
