@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
@@ -347,7 +354,7 @@ class _Handler(FileSystemEventHandler):
         self.sync = sync
 
     # "opened"/"closed_no_write" come from readers (our own snapshot!) and must not re-trigger a copy
-    EVENTS = frozenset({"created", "modified", "moved", "closed"})
+    EVENTS = frozenset({EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED})
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if getattr(event, "is_directory", False) or getattr(event, "event_type", "") not in self.EVENTS:
