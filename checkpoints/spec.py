@@ -15,12 +15,12 @@ backend is imported lazily by :func:`open_store`, with an install hint when its 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from orchestrator.errors import ConfigError
-from orchestrator.spec import ExpandedPath, StrictModel
+from orchestrator.fields import ExpandedPath, StrictModel
 
 if TYPE_CHECKING:
     from checkpoints.retention import RetentionPolicy
@@ -58,7 +58,21 @@ class DriveStoreSpec(StrictModel):
     chunk_size_mb: int = Field(default=8, ge=1, le=1024, description="Resumable upload chunk size in MiB.")
 
 
-StoreSpec = Annotated[PathStoreSpec | DriveStoreSpec, Field(discriminator="type")]
+def _store_type(value: Any) -> str:
+    """``type:`` may be omitted for the default path store."""
+    if isinstance(value, dict):
+        return str(value.get("type", "path"))
+    return str(getattr(value, "type", "path"))
+
+
+StoreSpec = Annotated[
+    Annotated[PathStoreSpec, Tag("path")] | Annotated[DriveStoreSpec, Tag("drive")],
+    Discriminator(_store_type),
+]
+
+
+def default_store_spec() -> PathStoreSpec:
+    return PathStoreSpec()
 
 
 class RetentionSpec(StrictModel):
