@@ -89,6 +89,9 @@ class JobContext(Protocol):
     def record_event(self, event: str, **fields: Any) -> None:
         """Append an event to the job's journal."""
 
+    def show(self, line: str) -> None:
+        """Print a line of the job's own output to the console, below the progress bar."""
+
     def process_log(self, what: str) -> Path:
         """Path of this session's log file for a child process (e.g. ``"darknet"``)."""
 

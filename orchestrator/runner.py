@@ -115,7 +115,9 @@ class JobRunner:
         lease, previous, why = Lease.acquire(self.paths, session_id, self.spec.session.lease_ttl, takeover,
                                              now=self.now)
         try:
-            record = self.states.load() or JobRecord(job=self.spec.name, kind=self.spec.kind)
+            record = self.states.load()
+            if record is None:  # state first: the journal never holds events of a job without a state file
+                record = self.states.save(JobRecord(job=self.spec.name, kind=self.spec.kind))
             early = self._refuse_or_none(record, retry)
             if early is not None:
                 return early
@@ -210,6 +212,8 @@ class JobRunner:
                 self._fail(record, f"internal error: {type(exc).__name__}: {exc}")
                 self._end_session(record, session, "error")
                 raise
+            finally:
+                ctx.display.close()
             self._end_session(record, session, result.state.value if result.state is not JobState.PAUSED
                               else result.reason)
             return result

@@ -69,8 +69,7 @@ class CommandJob(JobKind):
         progress = re.compile(self.spec.progress.pattern) if self.spec.progress else None
         while True:
             code = proc.wait(POLL_SECONDS)
-            if progress is not None:
-                self._parse_progress(ctx, progress, proc.new_lines())
+            self._follow_output(ctx, progress, proc.new_lines())
             watcher.poll()
             if code is not None:
                 break
@@ -83,8 +82,7 @@ class CommandJob(JobKind):
                 if self.is_done():
                     return Completed(f"{self.spec.done_when} present")
                 return Stopped(reason)
-        if progress is not None:
-            self._parse_progress(ctx, progress, proc.new_lines())
+        self._follow_output(ctx, progress, proc.new_lines())
         tail = proc.tail(20)
         proc.close()
         ctx.record_event("process_end", pid=proc.pid, exit_code=code)
@@ -95,13 +93,15 @@ class CommandJob(JobKind):
                            exit_code=0, log_tail=tail)
         return Completed("exit code 0" + (f", {self.spec.done_when} present" if self.spec.done_when else ""))
 
-    def _parse_progress(self, ctx: JobContext, pattern: re.Pattern[str], lines: list[str]) -> None:
-        assert self.spec.progress is not None
+    def _follow_output(self, ctx: JobContext, pattern: re.Pattern[str] | None, lines: list[str]) -> None:
         for line in lines:
-            match = pattern.search(line)
+            if self.spec.echo_output and line.strip():
+                ctx.show(line)
+            match = pattern.search(line) if pattern is not None else None
             if match is None:
                 continue
             groups = match.groupdict()
+            assert self.spec.progress is not None
             total = int(groups["total"]) if groups.get("total") else self.spec.progress.total
             ctx.report_progress(int(groups["counter"]), total, self.spec.progress.unit)
 
