@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from checkpoints.manifest import ManifestStore
-from checkpoints.path_store import PathStore
-from checkpoints.restore import ResumePoint, prepare_resume
-from checkpoints.sync import CheckpointSync
+from checkpoints.job_checkpoints import JobCheckpoints
+from checkpoints.restore import ResumePoint
+from checkpoints.spec import open_store
 from checkpoints.validators import looks_like_error_page
 from darknet_patch.fork import Fork
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
@@ -142,7 +141,7 @@ class DarknetJob(JobKind):
         return steps
 
     def _step_darknet(self, ctx: JobContext) -> None:
-        prepare_darknet(self.spec.darknet, self.paths.work, PathStore(self.paths.store_root))
+        prepare_darknet(self.spec.darknet, self.paths.work, open_store(self.spec.store, self.paths))
 
     def _fork(self) -> Fork:
         record = read_darknet_record(self.paths.work)
@@ -200,13 +199,9 @@ class DarknetJob(JobKind):
         binary, fork = record
         cfg = load_cfg(cfg_path)
         base = cfg_path.name.split(".", 1)[0]
-        patterns = (f"{base}*.weights", f"{base}.backup")
-        validator = DarknetWeightsValidator(cfg)
-        store = PathStore(self.paths.store_root)
-        manifests = ManifestStore(store, session=ctx.session_id)
+        cps = self.checkpoints(ctx.session_id, cfg, base, ctx.log)
         self.backup_dir.mkdir(parents=True, exist_ok=True)
-        resume = prepare_resume(store, manifests.load(), self.backup_dir, patterns=patterns, validator=validator,
-                                logger=ctx.log)
+        resume = cps.resume()
         if resume is not None:
             ctx.record_event("resume_from", checkpoint=resume.candidate.name, counter=resume.candidate.counter,
                              where=resume.candidate.where, skipped=[j.reason for j in resume.choice.skipped])
@@ -216,15 +211,33 @@ class DarknetJob(JobKind):
                                  f">= max_batches {cfg.max_batches}")
         argv = self.argv(binary, fork, cfg_path, resume)
         ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
-        sync = CheckpointSync(self.backup_dir, manifests, patterns=patterns, validator=validator,
-                              on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, key=r.key, size=r.size),
-                              logger=ctx.log, poll_interval=0.2)
-        sync.start()
+        cps.start_sync(on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, key=r.key, size=r.size),
+                       poll_interval=0.2)
         try:
-            return self._supervise(ctx, argv, cfg, base, sync)
+            outcome = self._supervise(ctx, argv, cfg, base, cps)
         finally:
-            sync.stop(flush_timeout=spec.train.stop_wait)
+            flushed = cps.stop_sync(flush_timeout=spec.train.stop_wait)
             self.draw_chart(cfg)
+        if isinstance(outcome, Completed):
+            if not flushed:
+                return Crashed("darknet finished but its final weights could not be copied to the store in time")
+            self._tag_final(cps, base)
+        return outcome
+
+    def checkpoints(self, session_id: str, cfg: DarknetCfg, base: str,
+                    logger: logging.Logger | None = None) -> JobCheckpoints:
+        """The job's checkpoint machinery: darknet's backup folder on local disk, synced to the store."""
+        return JobCheckpoints.open(self.spec.store, self.spec.retention, self.paths, session_id,
+                                   output_dir=self.backup_dir, patterns=(f"{base}*.weights", f"{base}.backup"),
+                                   validator=DarknetWeightsValidator(cfg), logger=logger)
+
+    @staticmethod
+    def _tag_final(cps: JobCheckpoints, base: str) -> None:
+        finals = [r for r in cps.manifests.load().records if r.name == f"{base}_final.weights"]
+        if finals:
+            newest = max(finals, key=lambda r: r.seq)
+            if "final" not in newest.tags:
+                cps.manifests.tag(newest.key, "final")
 
     def argv(self, binary: Path, fork: Fork, cfg_path: Path, resume: ResumePoint | None) -> list[str]:
         spec = self.spec
@@ -246,7 +259,7 @@ class DarknetJob(JobKind):
         return argv
 
     def _supervise(self, ctx: JobContext, argv: list[str], cfg: DarknetCfg, base: str,
-                   sync: CheckpointSync) -> RunOutcome:
+                   cps: JobCheckpoints) -> RunOutcome:
         spec = self.spec
         proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.data_dir, env=spec.env)
         ctx.record_event("process_start", pid=proc.pid, argv=argv)
@@ -316,7 +329,6 @@ class DarknetJob(JobKind):
         final = self.backup_dir / f"{base}_final.weights"
         verdict = DarknetWeightsValidator(cfg, check_values=False).validate(final) if final.exists() else None
         if parser.finished and verdict is not None and verdict.ok and (verdict.counter or 0) >= cfg.max_batches:
-            sync.flush(spec.train.stop_wait)
             return Completed(f"{final.name} written at iteration {verdict.counter}")
         return Crashed(f"darknet exited with code {code} before writing final weights", exit_code=code, log_tail=tail)
 

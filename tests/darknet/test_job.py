@@ -93,6 +93,9 @@ def test_uninterrupted_run_completes_with_final_weights_in_the_store(job_dir: Pa
     assert result.returncode == 0, result.stderr[-3000:]
     counters = dict(manifest_counters(job_dir))
     assert counters["micro_final.weights"] == 250
+    records = ManifestStore(PathStore(job_dir / "jobs" / "det" / "store")).load().records
+    assert [r.tags for r in records if r.name == "micro_final.weights"] == [("final",)]
+    assert len(records) <= 3  # retention (keep_last: 3) pruned the older backups
     assert iterations(darknet_logs(job_dir)[0]) == list(range(1, 251))
     assert (job_dir / "jobs" / "det" / "darknet" / "loss.png").stat().st_size > 1000
     work = job_dir / "work" / "det" / "dataset"
