@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.darknet.dataset import copy_tree_sharded  # noqa: E402
+from jobs.darknet.dataset import copy_tree_sharded
 
 
 def seed_approach(src: Path, dest: Path, per_folder: int, total: int) -> int:

@@ -94,7 +94,7 @@ def check_binary(binary: Path) -> None:
     try:
         proc = subprocess.run(
             [str(binary)], capture_output=True, text=True, errors="replace", timeout=_CHECK_TIMEOUT,
-            cwd=binary.parent,
+            cwd=binary.parent, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BuildError(f"darknet binary {binary} cannot run: {exc}") from exc

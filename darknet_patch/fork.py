@@ -36,15 +36,15 @@ def detect_fork(source: Path) -> Fork:
         (
             (source / "src" / "dark_cuda.c").is_file(),
             (source / "src" / "yolo_v2_class.cpp").is_file(),
-            re.search(r"^\s*CUDNN_HALF\s*=", text, re.M) is not None,
-            re.search(r"^\s*LIBSO\s*=", text, re.M) is not None,
+            re.search(r"^\s*CUDNN_HALF\s*=", text, re.MULTILINE) is not None,
+            re.search(r"^\s*LIBSO\s*=", text, re.MULTILINE) is not None,
         )
     )
     pj_score = sum(
         (
             (source / "src" / "cuda.c").is_file(),
             (source / "examples" / "detector.c").is_file(),
-            re.search(r"^\s*EXECOBJA\s*=", text, re.M) is not None,
+            re.search(r"^\s*EXECOBJA\s*=", text, re.MULTILINE) is not None,
         )
     )
     if ab_score == 0 and pj_score == 0:

@@ -19,7 +19,7 @@ from orchestrator.errors import BuildError
 
 SWITCHES = ("GPU", "CUDNN", "CUDNN_HALF", "OPENCV", "AVX", "OPENMP", "LIBSO", "DEBUG")
 
-_ARCH_BLOCK = re.compile(r"^ARCH\s*=(?:[^\n]*\\\n)*[^\n]*(?:\n|$)", re.M)
+_ARCH_BLOCK = re.compile(r"^ARCH\s*=(?:[^\n]*\\\n)*[^\n]*(?:\n|$)", re.MULTILINE)
 _GENCODE = re.compile(r"-gencode\s+arch=compute_(\d+),code=(?:\[[^\]]*\]|\S+)")
 
 
@@ -57,13 +57,13 @@ class BuildFlags:
 
 
 def read_switch(text: str, name: str) -> str | None:
-    match = re.search(rf"^{name}\s*=\s*(\S*)\s*$", text, re.M)
+    match = re.search(rf"^{name}\s*=\s*(\S*)\s*$", text, re.MULTILINE)
     return match.group(1) if match else None
 
 
 def set_switch(text: str, name: str, value: bool) -> str:
     """``NAME=0|1`` rewritten; BuildError if the Makefile has no such switch (and it should be turned on)."""
-    pattern = re.compile(rf"^{name}\s*=\s*\S*[ \t]*$", re.M)
+    pattern = re.compile(rf"^{name}\s*=\s*\S*[ \t]*$", re.MULTILINE)
     want = "1" if value else "0"
     if not pattern.search(text):
         if not value:

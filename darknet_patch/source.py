@@ -27,8 +27,8 @@ from orchestrator.errors import BuildError
 #: Bump when a patch's output changes, so cached binaries built with the old patch are not reused.
 PATCH_SET_VERSION = "1"
 
-_DISPLAY_CALL = re.compile(r"^([ \t]*)((?:make_window|show_image|cvWaitKey|wait_key_cv)\s*\()", re.M)
-_OPENCV_BLOCK = re.compile(r"#ifdef OPENCV\n(.*?)#endif", re.S)
+_DISPLAY_CALL = re.compile(r"^([ \t]*)((?:make_window|show_image|cvWaitKey|wait_key_cv)\s*\()", re.MULTILINE)
+_OPENCV_BLOCK = re.compile(r"#ifdef OPENCV\n(.*?)#endif", re.DOTALL)
 _PATCHED_DISPLAY = "// orchestrator no_display: "
 
 _CUDNN_CALL = re.compile(
@@ -52,7 +52,7 @@ class PatchResult:
 
 def _function_body(text: str, name: str, file: str) -> tuple[int, int]:
     """Start and end offsets of C function ``name``'s definition (to its closing brace at column 0)."""
-    match = re.search(rf"^[\w \t\*]*\b{name}\s*\([^;{{]*\)\s*\{{", text, re.M)
+    match = re.search(rf"^[\w \t\*]*\b{name}\s*\([^;{{]*\)\s*\{{", text, re.MULTILINE)
     if not match:
         raise BuildError(f"no_display patch: function {name}() not found in {file}; this is not the expected darknet")
     end = text.find("\n}", match.end())

@@ -32,7 +32,7 @@ class LossHistory:
         self.path = folder / f"session-{session}.csv"
         folder.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists()
-        self._fh = open(self.path, "a", buffering=1, encoding="utf-8", newline="")
+        self._fh = open(self.path, "a", buffering=1, encoding="utf-8", newline="")  # noqa: SIM115 - open for the session
         if new:
             self._fh.write("iteration,loss,avg_loss\n")
 

@@ -40,7 +40,7 @@ def detect_gpu() -> GpuFacts:
     if smi:
         try:
             out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
-                                 text=True, timeout=30).stdout
+                                 text=True, timeout=30, check=False).stdout
             match = re.search(r"(\d+\.\d+)", out)
             cc = match.group(1) if match else None
         except (OSError, subprocess.TimeoutExpired):
@@ -49,7 +49,7 @@ def detect_gpu() -> GpuFacts:
     nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
     if nvcc:
         try:
-            out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=30).stdout
+            out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
             match = re.search(r"release (\d+\.\d+)", out)
             cuda = match.group(1) if match else None
         except (OSError, subprocess.TimeoutExpired):
@@ -92,7 +92,7 @@ def fetch_source(source: str, ref: str | None, dest: Path) -> Path:
     if not re.match(r"^(https?://|git@|ssh://|file://)", source):
         raise ConfigError(f"darknet.source {source!r} is neither a folder nor a git URL")
     argv = ["git", "clone", "--depth", "1", *(["--branch", ref] if ref else []), "--", source, str(dest)]
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BuildError(f"git clone of {source} failed: {proc.stderr.strip()[-500:]}")
     return dest

@@ -327,9 +327,9 @@ class DarknetJob(JobKind):
         if fatal is not None:
             raise ConfigError(f"darknet stopped: {fatal.message}. Fix: {fatal.fix}")
         final = self.backup_dir / f"{base}_final.weights"
-        verdict = DarknetWeightsValidator(cfg, check_values=False).validate(final) if final.exists() else None
-        if parser.finished and verdict is not None and verdict.ok and (verdict.counter or 0) >= cfg.max_batches:
-            return Completed(f"{final.name} written at iteration {verdict.counter}")
+        done = DarknetWeightsValidator(cfg, check_values=False).validate(final) if final.exists() else None
+        if parser.finished and done is not None and done.ok and (done.counter or 0) >= cfg.max_batches:
+            return Completed(f"{final.name} written at iteration {done.counter}")
         return Crashed(f"darknet exited with code {code} before writing final weights", exit_code=code, log_tail=tail)
 
     # -- reporting -------------------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ class DarknetJob(JobKind):
         try:
             render_chart(load_history(self.durable / "loss"), self.chart_path, title=f"{self.spec.name}: loss",
                          max_batches=cfg.max_batches if cfg else None)
-        except Exception as exc:  # a chart must never stop training
+        except Exception as exc:  # noqa: BLE001 - a chart must never stop training
             log.warning("loss chart not drawn: %s", exc)
 
     def status_extra(self) -> dict[str, Any]:

@@ -113,15 +113,19 @@ _PROBLEMS: list[tuple[str, re.Pattern[str], str, str]] = [
         "cuda_error",
         re.compile(r"CUDA Error|CUDA status Error|cuDNN (?:status )?Error|CUDNN_STATUS_", re.IGNORECASE),
         "darknet hit a CUDA/cuDNN error",
-        "check that the binary was built for this GPU's compute capability and CUDA/cuDNN version "
-        "(the build cache key includes both; a rebuild fixes a stale binary)",
+        (
+            "check that the binary was built for this GPU's compute capability and CUDA/cuDNN version "
+            "(the build cache key includes both; a rebuild fixes a stale binary)"
+        ),
     ),
     (
         "file_not_found",
         re.compile(r"^Couldn't open file: (?P<path>.*)$"),
         "darknet could not open a file",
-        "check the paths in obj.data, train.txt and the cfg, and that the backup folder exists "
-        "(darknet does not create it)",
+        (
+            "check the paths in obj.data, train.txt and the cfg, and that the backup folder exists "
+            "(darknet does not create it)"
+        ),
     ),
     (
         "batch_too_small",

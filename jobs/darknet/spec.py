@@ -19,9 +19,8 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
-
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 

@@ -33,7 +33,7 @@ def server() -> Iterator[tuple[Server, str]]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             state.ranges.append(self.headers.get("Range"))
             if state.status_queue:
                 code = state.status_queue.pop(0)

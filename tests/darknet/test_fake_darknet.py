@@ -34,7 +34,7 @@ def run_fake(run: Path, fork: str, *args: str) -> subprocess.CompletedProcess[st
     env = {**os.environ, "FAKE_DARKNET_FORK": fork}
     return subprocess.run(
         [sys.executable, str(FAKE), "detector", "train", "obj.data", "micro.cfg", *args],
-        cwd=run, env=env, capture_output=True, text=True, timeout=60,
+        cwd=run, env=env, capture_output=True, text=True, timeout=60, check=False,
     )
 
 
@@ -43,7 +43,7 @@ def _saves(stderr: str) -> list[str]:
 
 
 def test_usage_without_arguments() -> None:
-    out = subprocess.run([sys.executable, str(FAKE)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, str(FAKE)], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "usage" in out.stderr
 
 
@@ -135,7 +135,7 @@ def test_problems_the_fake_can_show(tmp_path: Path) -> None:
     run = make_run_dir(tmp_path)
     env = {**os.environ, "FAKE_DARKNET_FORK": "alexeyab", "FAKE_DARKNET_NAN_AT": "30", "FAKE_DARKNET_OOM_AT": "40"}
     proc = subprocess.run([sys.executable, str(FAKE), "detector", "train", "obj.data", "micro.cfg", "-dont_show"],
-                          cwd=run, env=env, capture_output=True, text=True, timeout=60)
+                          cwd=run, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0
     kinds = [e.kind for e in parse_log(proc.stdout) if isinstance(e, Problem)]
     assert kinds == ["nan_loss", "out_of_memory"]
