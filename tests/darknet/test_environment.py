@@ -17,6 +17,7 @@ from jobs.darknet.environment import (
 )
 from jobs.darknet.spec import BuildSpec, DarknetSourceSpec
 from orchestrator.errors import ConfigError
+from tests.darknet.test_job import fake_binary
 from tests.darknet_patch.test_build import make_buildable_tree
 
 T4 = GpuFacts(present=True, compute_capability="7.5", cuda_version="12.2")
@@ -60,7 +61,7 @@ def test_blank_vm_restores_darknet_from_the_build_cache(tmp_path: Path) -> None:
 
 
 def test_prebuilt_binary_is_checked(tmp_path: Path) -> None:
-    fake = Path(__file__).resolve().parents[1] / "fakes" / "darknet"
+    fake = fake_binary(tmp_path)
     binary, fork = prepare_darknet(DarknetSourceSpec(binary=fake, fork="pjreddie"), tmp_path, PathStore(tmp_path / "s"))
     assert binary == fake and fork is Fork.PJREDDIE
 

@@ -28,13 +28,21 @@ FAKE = ROOT / "tests" / "fakes" / "darknet"
 FIXTURES = ROOT / ".." / "shared" / "fixtures" / "darknet"
 
 
+def fake_binary(folder: Path) -> Path:
+    """The stand-in run by this interpreter (its shebang's python3 may lack the project's dependencies)."""
+    wrapper = folder / "darknet"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def job_yaml(fork: str, sleep: str = "0.005", budget: str = "1h", extra_env: str = "") -> str:
     return textwrap.dedent(f"""\
         name: det
         kind: darknet
         checkpoint_dir: ./jobs
         work_dir: ./work
-        darknet: {{binary: "{FAKE}", fork: {fork}}}
+        darknet: {{binary: ./bin/darknet, fork: {fork}}}
         dataset: {{path: ./voc data, format: voc, classes: [box], test_fraction: 0.25}}
         cfg: ./micro.cfg
         env: {{FAKE_DARKNET_FORK: {fork}, FAKE_DARKNET_SLEEP: "{sleep}"{extra_env}}}
@@ -56,6 +64,8 @@ def job_dir(tmp_path: Path) -> Path:
             f"<bndbox><xmin>{4 + i}</xmin><ymin>8</ymin><xmax>40</xmax><ymax>50</ymax></bndbox></object></annotation>"
         )
     shutil.copy(FIXTURES / "micro.cfg", folder / "micro.cfg")
+    (folder / "bin").mkdir()
+    fake_binary(folder / "bin")
     return folder
 
 
