@@ -85,9 +85,8 @@ class CommandJob(JobKind):
         try:
             return self._run_process(ctx, latest, watcher)
         finally:
-            if cps is not None and self.spec.local_output:
-                if not cps.stop_sync(flush_timeout=FLUSH_TIMEOUT):
-                    ctx.log.warning("some checkpoints were not copied to the store within %.0fs", FLUSH_TIMEOUT)
+            if cps is not None and self.spec.local_output and not cps.stop_sync(flush_timeout=FLUSH_TIMEOUT):
+                ctx.log.warning("some checkpoints were not copied to the store within %.0fs", FLUSH_TIMEOUT)
 
     def _run_process(self, ctx: JobContext, latest: Path | None, watcher: _CheckpointWatcher | None) -> RunOutcome:
         values = self.placeholders(ctx, latest)

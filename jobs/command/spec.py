@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Literal
-
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
