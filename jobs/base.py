@@ -19,10 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from orchestrator.paths import JobPaths
 from orchestrator.spec import JobSpecBase
+
+if TYPE_CHECKING:
+    from checkpoints.job_checkpoints import JobCheckpoints
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,7 @@ class JobKind(ABC):
 
     def status_extra(self) -> dict[str, Any]:
         return {}
+
+    def checkpoints(self, session_id: str = "") -> JobCheckpoints | None:
+        """The job's checkpoint machinery (store, manifest, discovery), or None if it keeps no checkpoints."""
+        return None

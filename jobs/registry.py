@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from pydantic import BaseModel
+
 from orchestrator.errors import ConfigError
 
 #: kind -> (spec model "module:Class", implementation "module:Class", pip extra that provides its dependencies)
@@ -20,7 +22,7 @@ def _import(ref: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def spec_models() -> list[type]:
+def spec_models() -> list[type[BaseModel]]:
     return [_import(spec_ref) for spec_ref, _, _ in KINDS.values()]
 
 

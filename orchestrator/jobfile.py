@@ -26,7 +26,7 @@ Loc = tuple[Any, ...]
 def job_spec_adapter() -> TypeAdapter[Any]:
     models = tuple(spec_models())
     union = models[0] if len(models) == 1 else Union[models]  # noqa: UP007 - runtime union of models
-    return TypeAdapter(Annotated[union, Field(discriminator="kind")])
+    return TypeAdapter(Annotated[union, Field(discriminator="kind")])  # type: ignore[arg-type]
 
 
 def json_schema() -> dict[str, Any]:
@@ -121,7 +121,8 @@ def _describe(error: dict[str, Any], holder: type[BaseModel] | None) -> str:
 
 
 def _spec_model_for(kind: Any) -> type[BaseModel] | None:
-    for model in spec_models():
+    models: list[type[BaseModel]] = spec_models()
+    for model in models:
         field = model.model_fields.get("kind")
         if field is not None and typing.get_args(field.annotation) == (kind,):
             return model
@@ -165,9 +166,9 @@ def parse_job_text(text: str, source: str, base_dir: Path) -> JobSpecBase:
             if loc and loc[0] == kind:
                 loc = loc[1:]  # the discriminated union puts the tag first
             loc, holder = walk_loc(model, loc) if model is not None else (loc, None)
-            line = _line_for(loc, lines)
-            where = f"{source}:{line}" if line else source
-            messages.append(f"{where}: {format_loc(loc)}: {_describe(error, holder)}")
+            line_no = _line_for(loc, lines)
+            where = f"{source}:{line_no}" if line_no else source
+            messages.append(f"{where}: {format_loc(loc)}: {_describe(dict(error), holder)}")
         shown = messages[:12]
         if len(messages) > len(shown):
             shown.append(f"... and {len(messages) - len(shown)} more")

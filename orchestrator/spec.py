@@ -22,8 +22,14 @@ from orchestrator.fields import (
 )
 
 __all__ = [
-    "Duration", "ExpandedPath", "JobSpecBase", "RestartSpec", "SessionSpec", "StrictModel", "expand_env",
     "JOB_NAME_PATTERN",
+    "Duration",
+    "ExpandedPath",
+    "JobSpecBase",
+    "RestartSpec",
+    "SessionSpec",
+    "StrictModel",
+    "expand_env",
 ]
 
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from orchestrator.journal import Journal
-from orchestrator.lease import read_lease, staleness, boot_id
+from orchestrator.lease import boot_id, read_lease, staleness
 from orchestrator.paths import JobPaths
 from orchestrator.session import hostname
 from orchestrator.state import JobState, StateStore
