@@ -199,7 +199,7 @@ class DarknetJob(JobKind):
         binary, fork = record
         cfg = load_cfg(cfg_path)
         base = cfg_path.name.split(".", 1)[0]
-        cps = self.checkpoints(ctx.session_id, cfg, base, ctx.log)
+        cps = self.checkpoints(ctx.session_id, ctx.log)
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         resume = cps.resume()
         if resume is not None:
@@ -224,12 +224,26 @@ class DarknetJob(JobKind):
             self._tag_final(cps, base)
         return outcome
 
-    def checkpoints(self, session_id: str, cfg: DarknetCfg, base: str,
-                    logger: logging.Logger | None = None) -> JobCheckpoints:
-        """The job's checkpoint machinery: darknet's backup folder on local disk, synced to the store."""
+    def cfg_file(self) -> Path | None:
+        """The prepared cfg on this machine, else the copy kept in the job home (for listings elsewhere)."""
+        local = self.cfg_path()
+        if local is not None and local.is_file():
+            return local
+        copies = sorted(self.durable.glob("*.cfg"))
+        return copies[0] if copies else None
+
+    def checkpoints(self, session_id: str = "", logger: logging.Logger | None = None) -> JobCheckpoints:
+        """Darknet's backup folder on local disk, synced to the store; weights validated against the cfg."""
+        cfg_file = self.cfg_file()
+        if cfg_file is None:  # not prepared yet: list what is there without the format check
+            patterns: tuple[str, ...] = ("*.weights", "*.backup")
+            validator = None
+        else:
+            base = cfg_file.name.split(".", 1)[0]
+            patterns = (f"{base}*.weights", f"{base}.backup")
+            validator = DarknetWeightsValidator(load_cfg(cfg_file))
         return JobCheckpoints.open(self.spec.store, self.spec.retention, self.paths, session_id,
-                                   output_dir=self.backup_dir, patterns=(f"{base}*.weights", f"{base}.backup"),
-                                   validator=DarknetWeightsValidator(cfg), logger=logger)
+                                   output_dir=self.backup_dir, patterns=patterns, validator=validator, logger=logger)
 
     @staticmethod
     def _tag_final(cps: JobCheckpoints, base: str) -> None:

@@ -113,6 +113,12 @@ def test_uninterrupted_run_completes_with_final_weights_in_the_store(job_dir: Pa
     assert len((work / "train.txt").read_text().splitlines()) + len((work / "test.txt").read_text().splitlines()) == 8
     again = cli(job_dir, "run", "job.yaml")  # completed: nothing to do
     assert again.returncode == 0 and len(darknet_logs(job_dir)) == 1
+    shutil.rmtree(job_dir / "work")  # another machine: the listing uses the cfg kept in the job home
+    listing = cli(job_dir, "checkpoints", "job.yaml", "--json")
+    assert listing.returncode == 0, listing.stderr
+    rows = json.loads(listing.stdout)
+    assert rows[0]["name"] == "micro_final.weights" and rows[0]["counter"] == 250
+    assert rows[0]["valid"] and rows[0]["resume"] and rows[0]["where"] == "store"
 
 
 @pytest.mark.slow
