@@ -76,6 +76,27 @@ def find_samples(root: Path, fmt: str) -> list[Sample]:
     return samples
 
 
+def dataset_signature(root: Path) -> str:
+    """sha256 over (relative path, size, mtime) of every image and annotation under ``root``: a cheap manifest
+    that changes when files are added, removed or rewritten (one listing and stat per file, no reads)."""
+    digest = hashlib.sha256()
+    if not root.is_dir():
+        return "missing"
+    wanted = IMAGE_SUFFIXES + (".xml", ".txt")
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames.sort()
+        for name in sorted(names):
+            if name.endswith(wanted):
+                path = Path(dirpath) / name
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                rel = path.relative_to(root).as_posix()
+                digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def discover_classes(samples: Iterable[Sample]) -> list[str]:
     """Class names used in the VOC annotations, sorted (for datasets whose YAML gives no class list)."""
     names: set[str] = set()

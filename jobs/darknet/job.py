@@ -34,7 +34,7 @@ from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step,
 from jobs.darknet.cfg import DarknetCfg, load_cfg
 from jobs.darknet.chart import LossHistory, load_history, render_chart
 from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
-from jobs.darknet.dataset import prepare_dataset
+from jobs.darknet.dataset import dataset_signature, prepare_dataset
 from jobs.darknet.download import download
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
@@ -130,8 +130,10 @@ class DarknetJob(JobKind):
                               lambda: all(Path(a).is_symlink() for a in spec.path_aliases), "path symlinks"))
         steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json")), self._step_darknet,
                           lambda: read_darknet_record(self.paths.work) is not None, "build or restore darknet"))
+        # the source's listing is part of the fingerprint: added or changed images re-prepare the data
         dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg, spec.train.model_dump(mode="json"),
-                             spec.darknet.fork, spec.darknet.source)
+                             spec.darknet.fork, spec.darknet.source, dataset_signature(spec.dataset.path),
+                             self._cfg_source_signature())
         steps.append(Step("dataset", dataset_fp, self._step_dataset,
                           lambda: (self.data_dir / "obj.data").is_file() and (self.cfg_path() or Path("/-")).is_file(),
                           "labels, train/test lists, obj.data, cfg"))
@@ -139,6 +141,14 @@ class DarknetJob(JobKind):
             steps.append(Step("pretrained", _digest(spec.pretrained, spec.pretrained_sha256), self._step_pretrained,
                               lambda: (self.pretrained_path() or Path("/-")).is_file(), "pretrained weights"))
         return steps
+
+    def _cfg_source_signature(self) -> str:
+        if self.spec.cfg in TEMPLATE_NAMES:
+            return self.spec.cfg
+        try:
+            return hashlib.sha256(Path(self.spec.cfg).read_bytes()).hexdigest()[:16]
+        except OSError:
+            return "missing"
 
     def _step_darknet(self, ctx: JobContext) -> None:
         prepare_darknet(self.spec.darknet, self.paths.work, open_store(self.spec.store, self.paths))

@@ -7,6 +7,7 @@ import pytest
 
 from jobs.darknet.dataset import (
     darknet_label_path,
+    dataset_signature,
     discover_classes,
     find_samples,
     in_test_split,
@@ -181,3 +182,17 @@ def test_paths_with_spaces_are_refused_because_darknet_strips_them(tmp_path: Pat
     make_voc(tmp_path / "src", 2)
     with pytest.raises(ConfigError, match="spaces"):
         prepare_dataset(tmp_path / "src", tmp_path / "work dir", "voc", ["person", "head"])
+
+
+def test_signature_changes_with_added_or_rewritten_files_only(tmp_path: Path) -> None:
+    make_voc(tmp_path / "d", 4)
+    first = dataset_signature(tmp_path / "d")
+    assert dataset_signature(tmp_path / "d") == first
+    (tmp_path / "d" / "notes.md").write_text("ignored")
+    assert dataset_signature(tmp_path / "d") == first
+    (tmp_path / "d" / "img0001.xml").write_bytes(voc_xml([("head", 1, 1, 9, 9)]))
+    second = dataset_signature(tmp_path / "d")
+    assert second != first
+    (tmp_path / "d" / "new.jpg").write_bytes(b"x")
+    assert dataset_signature(tmp_path / "d") not in (first, second)
+    assert dataset_signature(tmp_path / "missing") == "missing"
