@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from checkpoints.job_checkpoints import JobCheckpoints
+from checkpoints.manifest import ManifestRecord
 from checkpoints.restore import ResumePoint
 from checkpoints.spec import open_store
 from checkpoints.validators import looks_like_error_page
@@ -221,8 +222,12 @@ class DarknetJob(JobKind):
                                  f">= max_batches {cfg.max_batches}")
         argv = self.argv(binary, fork, cfg_path, resume)
         ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
-        cps.start_sync(on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, key=r.key, size=r.size),
-                       poll_interval=0.2)
+        def published(record: ManifestRecord) -> None:
+            if record.name.endswith("_best.weights"):  # AlexeyAB -map: keep the best-mAP weights past retention
+                cps.manifests.tag(record.key, "best")
+            ctx.report_checkpoint(record.name, record.counter, key=record.key, size=record.size)
+
+        cps.start_sync(on_published=published, poll_interval=0.2)
         try:
             outcome = self._supervise(ctx, argv, cfg, base, cps)
         finally:

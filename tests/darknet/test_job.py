@@ -156,6 +156,38 @@ def test_kill_9_and_vm_loss_resume_from_the_newest_synced_backup(job_dir: Path, 
     assert dict(manifest_counters(job_dir))["micro_final.weights"] == 600
 
 
+@pytest.mark.slow
+def test_kill_9_mid_write_on_the_same_machine_skips_the_torn_backup(job_dir: Path) -> None:
+    cfg_file = job_dir / "micro.cfg"
+    cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=400"))
+    (job_dir / "job.yaml").write_text(
+        job_yaml("alexeyab", sleep="0.005", extra_env=', FAKE_DARKNET_WRITE_DELAY: "1.5"'))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the second backup is being written (paused half-way)
+        logs = darknet_logs(job_dir) if (job_dir / "jobs" / "det" / "logs").exists() else []
+        if logs and logs[0].count("Saving weights to") >= 2:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("darknet never started its second backup")
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.3)
+    torn = job_dir / "work" / "det" / "backup" / "micro_last.weights"
+    assert 0 < torn.stat().st_size < 248_196  # a torn local backup, newer (200) than anything valid
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0"))
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = [e for e in journal(job_dir) if e["event"] == "resume_from"][-1]
+    assert resumed["counter"] == 100 and resumed["where"] == "store"
+    assert any("truncated" in reason for reason in resumed["skipped"])
+    assert iterations(darknet_logs(job_dir)[1])[0] == 101
+    assert dict(manifest_counters(job_dir))["micro_final.weights"] == 400
+
+
 def test_truncated_newest_backup_is_skipped(job_dir: Path) -> None:
     (job_dir / "job.yaml").write_text(job_yaml("pjreddie", sleep="0"))
     backup = job_dir / "work" / "det" / "backup"
