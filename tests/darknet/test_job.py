@@ -240,3 +240,24 @@ def test_class_mismatch_is_a_config_error_naming_the_layer(job_dir: Path) -> Non
     result = cli(job_dir, "run", "job.yaml")
     assert result.returncode != 0
     assert "layer 10 [yolo]" in result.stderr and "set filters=21" in result.stderr
+
+
+def test_pretrained_with_clear_on_the_first_session_only(job_dir: Path) -> None:
+    weights = FIXTURES / "pjreddie" / "micro_100.weights"  # seen=400: without -clear darknet would start at 101
+    text = job_yaml("alexeyab", sleep="0") + f'pretrained: "{weights}"\n'
+    (job_dir / "job.yaml").write_text(text.replace("train: {", "train: {clear_pretrained: true, map: true, "))
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (argv,) = [e["argv"] for e in journal(job_dir) if e["event"] == "process_start"]
+    assert argv[-4:] == [str(weights), "-clear", "-dont_show", "-map"]
+    assert iterations(darknet_logs(job_dir)[0])[0] == 1
+    records = ManifestStore(PathStore(job_dir / "jobs" / "det" / "store")).load().records
+    assert any(r.name == "micro_best.weights" and "best" in r.tags for r in records)
+
+
+def test_pretrained_that_is_an_html_page_is_refused(job_dir: Path) -> None:
+    page = job_dir / "darknet53.conv.74"
+    page.write_text("<!DOCTYPE html><html><title>Google Drive - Quota exceeded</title></html>")
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab") + f'pretrained: "{page}"\n')
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode != 0 and "HTML" in result.stderr
