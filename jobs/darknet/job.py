@@ -29,7 +29,6 @@ from checkpoints.job_checkpoints import JobCheckpoints
 from checkpoints.manifest import ManifestRecord
 from checkpoints.restore import ResumePoint
 from checkpoints.spec import open_store
-from checkpoints.validators import looks_like_error_page
 from darknet_patch.fork import Fork
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
 from jobs.darknet.cfg import DarknetCfg, load_cfg
@@ -39,14 +38,14 @@ from jobs.darknet.dataset import dataset_signature, prepare_dataset
 from jobs.darknet.download import download
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
-from jobs.darknet.network import FLOAT_BYTES, parameter_count
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
-from jobs.darknet.weights import DarknetWeightsValidator, read_header
+from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
 from orchestrator.atomic import atomic_write_text
 from orchestrator.errors import ConfigError
 from orchestrator.process import ManagedProcess
 
 POLL_SECONDS = 0.2
+STOPPING_POLL_SECONDS = 0.005
 #: Problems a restart cannot fix: the job fails at once with the fix in the message.
 FATAL_PROBLEMS = {"nan_loss", "out_of_memory", "file_not_found", "batch_too_small", "bad_annotation"}
 STOP_TIMEOUT = 30.0
@@ -305,7 +304,8 @@ class DarknetJob(JobKind):
         code: int | None = None
         try:
             while True:
-                code = proc.wait(POLL_SECONDS if stopping is None else POLL_SECONDS / 10)
+                # while stopping, poll fast: the backup is whole a few ms before darknet starts the next iteration
+                code = proc.wait(POLL_SECONDS if stopping is None else STOPPING_POLL_SECONDS)
                 lines = proc.new_lines()
                 events = parser.feed("".join(line + "\n" for line in lines)) if lines else []
                 if code is not None:
@@ -376,26 +376,3 @@ class DarknetJob(JobKind):
             extra["cfg"] = str(cfg_path)
         return extra
 
-
-def check_pretrained(path: Path, cfg: DarknetCfg) -> None:
-    """Pretrained weights may be partial (``*.conv.74``): a header, whole floats, no more than the full size."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    page = looks_like_error_page(head)
-    if page:
-        raise ConfigError(f"pretrained weights {path} are {page}")
-    header = read_header(path)
-    if header is None or not (0 <= header.major < 1000 and 0 <= header.minor < 1000):
-        raise ConfigError(f"pretrained weights {path} have no darknet header")
-    payload = size - header.size
-    if payload <= 0 or payload % FLOAT_BYTES:
-        raise ConfigError(f"pretrained weights {path} ({size:,} bytes) are cut off: not a whole number of floats "
-                          "after the header; download them again")
-    full = parameter_count(cfg) * FLOAT_BYTES
-    if payload > full:
-        # e.g. COCO yolov3.weights (80-class heads) for a custom cfg: darknet loads the shared layers
-        log.warning(
-            "pretrained weights %s hold more parameters (%d) than the cfg (%d): the detection heads will not "
-            "match; partial weights such as darknet53.conv.74 are the usual starting point", path,
-            payload // FLOAT_BYTES, full // FLOAT_BYTES)

@@ -11,6 +11,7 @@ header, error pages saved under a weights name, and (optionally) NaN/inf paramet
 
 from __future__ import annotations
 
+import logging
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,13 @@ from pathlib import Path
 from checkpoints.validators import Verdict, looks_like_error_page
 from jobs.darknet.cfg import DarknetCfg
 from jobs.darknet.network import FLOAT_BYTES, header_bytes, parameter_count
+from orchestrator.errors import ConfigError
 
 _SNIFF = 4096
 _MAX_VERSION_PART = 1000  # real files have 0.1.0 / 0.2.0 / 0.2.5; anything huge is not a weights header
 _SCAN_CHUNK_FLOATS = 4 << 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,3 +142,27 @@ def count_non_finite(path: Path, offset: int) -> int:
             values = np.frombuffer(chunk[:usable], dtype="<f4")
             bad += int(values.size - np.count_nonzero(np.isfinite(values)))
     return bad
+
+
+def check_pretrained(path: Path, cfg: DarknetCfg) -> None:
+    """Refuse pretrained weights that cannot be darknet weights; partial ones (``*.conv.74``) are fine."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    page = looks_like_error_page(head)
+    if page:
+        raise ConfigError(f"pretrained weights {path} are {page}")
+    header = read_header(path)
+    if header is None or not (0 <= header.major < 1000 and 0 <= header.minor < 1000):
+        raise ConfigError(f"pretrained weights {path} have no darknet header")
+    payload = size - header.size
+    if payload <= 0 or payload % FLOAT_BYTES:
+        raise ConfigError(f"pretrained weights {path} ({size:,} bytes) are cut off: not a whole number of floats "
+                          "after the header; download them again")
+    full = parameter_count(cfg) * FLOAT_BYTES
+    if payload > full:
+        # e.g. COCO yolov3.weights (80-class heads) for a custom cfg: darknet loads the shared layers
+        log.warning(
+            "pretrained weights %s hold more parameters (%d) than the cfg (%d): the detection heads will not "
+            "match; partial weights such as darknet53.conv.74 are the usual starting point", path,
+            payload // FLOAT_BYTES, full // FLOAT_BYTES)

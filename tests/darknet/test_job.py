@@ -208,7 +208,7 @@ def test_truncated_newest_backup_is_skipped(job_dir: Path) -> None:
 def test_deadline_stop_loses_no_iteration_beyond_the_last_backup(job_dir: Path) -> None:
     cfg_file = job_dir / "micro.cfg"  # long enough that it cannot finish inside the 3 s session
     cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=3000"))
-    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0.05", budget="3s"))
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0.1", budget="3s"))
     first = cli(job_dir, "run", "job.yaml")
     assert first.returncode == 75, first.stderr[-3000:]  # paused: run again to continue
     log = darknet_logs(job_dir)[0]

@@ -110,3 +110,22 @@ def test_garbage_header_is_rejected(validator: DarknetWeightsValidator, tmp_path
     junk = tmp_path / "junk.weights"
     junk.write_bytes(b"\xff" * 248_196)
     assert "no darknet weights header" in validator.validate(junk).reason
+
+
+def test_pretrained_check_accepts_partial_and_refuses_cut_or_foreign_files(tmp_path: Path) -> None:
+    from jobs.darknet.weights import check_pretrained
+    from orchestrator.errors import ConfigError
+
+    cfg = load_cfg(FIXTURES / "micro.cfg")
+    partial = tmp_path / "micro.conv.4"
+    partial.write_bytes((PJ / "micro_100.weights").read_bytes()[: 20 + 4 * 1000])  # first layers only
+    check_pretrained(partial, cfg)
+    check_pretrained(PJ / "micro_100.weights", cfg)
+    cut = tmp_path / "cut.weights"
+    cut.write_bytes((PJ / "micro_100.weights").read_bytes()[:1003])
+    with pytest.raises(ConfigError, match="cut off"):
+        check_pretrained(cut, cfg)
+    junk = tmp_path / "junk.weights"
+    junk.write_bytes(b"\xff" * 400)
+    with pytest.raises(ConfigError, match="no darknet header"):
+        check_pretrained(junk, cfg)
