@@ -1,0 +1,327 @@
+"""The Drive API store: a job's objects as files in one Drive folder, addressed by file ID.
+
+Layout. Every object is a file directly inside the store folder (``folder_id``), named after its key (for humans
+browsing Drive; names are not unique and never used to find anything). The key lives in the file's public
+``properties`` (``orch_key``), not ``appProperties``: those are private to the OAuth client that wrote them, and a
+job written from Colab (Colab's client) and resumed on Kaggle (a service account) must see the same keys. A key
+therefore has at most 112 UTF-8 bytes (Drive's 124-byte limit per property, minus the property name).
+
+Publishing (atomic for readers). ``upload``/``write_bytes`` create a *new* file that carries only
+``orch_pending=<key>``, check Drive's size and MD5 against the local ones, and only then set ``orch_key=<key>``
+on it (one metadata PATCH) and delete the previous file(s) of that key with ``files.delete`` (permanent, no
+trash). A reader sees the old complete object or the new complete object; a crash mid-upload leaves a pending
+file that no reader sees and the next upload of that key deletes. If two published files of a key exist (a
+crash between publish and delete) the newer ``orch_gen`` wins.
+
+Finding keys. Listings lag (a new file can be missing from ``files.list`` for a while; ``files.get`` by ID sees
+it at once), so the store remembers the ID of every file it published or resolved and asks for that ID first;
+it falls back to a ``properties has { key='orch_key' and value=... }`` query. ``list`` merges remembered IDs
+missing from the listing. Other processes (resume on a new machine) find objects by query; by then the
+listing has caught up, and the manifest records IDs as well.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from checkpoints.drive_auth import authorized_http_factory, build_drive_service, load_credentials
+from checkpoints.drive_retry import DriveNotFound, DriveRetry
+from checkpoints.drive_transfer import CHUNK_UNIT, DriveReader, file_digest, open_source, upload_file
+from checkpoints.store import CheckpointStore, StoreEntry
+from orchestrator.atomic import atomic_copy_stream
+from orchestrator.errors import StorageError
+
+KEY_PROP, PENDING_PROP, GEN_PROP = "orch_key", "orch_pending", "orch_gen"
+MAX_KEY_BYTES = 124 - len(PENDING_PROP)
+FIELDS = "id,name,size,md5Checksum,modifiedTime,properties,trashed"
+FOLDER_MIME = "application/vnd.google-apps.folder"
+_REPLACED_RETRIES = 5  # times a reader re-resolves a key whose file was replaced under it
+
+
+def check_key(key: str) -> str:
+    """Reject keys that are not clean relative POSIX paths, or too long for a Drive property."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
+        raise StorageError(f"invalid store key {key!r}: use a relative path like 'checkpoints/0001/a.weights'")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise StorageError(f"store key {key!r} is longer than {MAX_KEY_BYTES} UTF-8 bytes (Drive property limit)")
+    return key
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _epoch(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+class DriveStore(CheckpointStore):
+    """A :class:`CheckpointStore` on Google Drive v3 (see the module docstring for the layout)."""
+
+    name = "drive"
+
+    def __init__(
+        self,
+        service: Any,
+        folder_id: str,
+        *,
+        http_factory: Callable[[], Any] | None = None,
+        shared_drive: bool = False,
+        chunk_size: int = 8 << 20,
+        retry: DriveRetry | None = None,
+    ) -> None:
+        """``service``: a Drive v3 client (``build_drive_service``). ``http_factory`` makes one httplib2 client
+        per thread (httplib2 is not thread-safe); without it every request goes through the service's own
+        client, one at a time."""
+        if chunk_size <= 0 or chunk_size % CHUNK_UNIT:
+            raise StorageError(f"Drive chunk size {chunk_size} must be a positive multiple of 256 KiB")
+        self.folder_id = folder_id
+        self.shared_drive = shared_drive
+        self.chunk_size = chunk_size
+        self.retry = retry or DriveRetry()
+        self._files = service.files()
+        self._http_factory = http_factory
+        self._local = threading.local()
+        self._serial = threading.RLock()
+        self._ids: dict[str, str] = {}  # key -> ID of the published file this process knows about
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> DriveStore:
+        """Build from a ``DriveStoreSpec`` (``folder_id``, ``credentials``, ``shared_drive``, ``chunk_size_mb``)."""
+        credentials = load_credentials(spec.credentials)
+        factory = authorized_http_factory(credentials)
+        return cls(
+            build_drive_service(factory),
+            spec.folder_id,
+            http_factory=factory,
+            shared_drive=bool(spec.shared_drive),
+            chunk_size=int(spec.chunk_size_mb) << 20,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+
+    def _http(self) -> Any:
+        if self._http_factory is None:
+            return None  # the service's own client; requests are serialised by _exclusive()
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = self._http_factory()
+        return http
+
+    def _exclusive(self) -> AbstractContextManager[Any]:
+        return nullcontext() if self._http_factory is not None else self._serial
+
+    def _call(self, make_request: Callable[[], Any], what: str) -> Any:
+        def run() -> Any:
+            with self._exclusive():
+                return make_request().execute(http=self._http())
+
+        return self.retry.call(run, what)
+
+    @property
+    def _drive_params(self) -> dict[str, Any]:
+        return {"supportsAllDrives": True} if self.shared_drive else {}
+
+    @property
+    def _list_params(self) -> dict[str, Any]:
+        if not self.shared_drive:
+            return {"spaces": "drive"}
+        return {"supportsAllDrives": True, "includeItemsFromAllDrives": True, "corpora": "allDrives"}
+
+    def _entry(self, meta: dict[str, Any]) -> StoreEntry:
+        return StoreEntry(
+            key=meta["properties"][KEY_PROP],
+            size=int(meta.get("size", 0)),
+            modified=_epoch(meta["modifiedTime"]),
+            file_id=meta["id"],
+        )
+
+    # -- finding files ---------------------------------------------------------------------------------------
+
+    def _query(self, extra: str, what: str) -> Iterator[dict[str, Any]]:
+        q = f"{_quote(self.folder_id)} in parents and trashed = false" + (f" and {extra}" if extra else "")
+        token: str | None = None
+        while True:
+            page = self._call(
+                lambda: self._files.list(
+                    q=q, fields=f"nextPageToken,files({FIELDS})", pageSize=1000, pageToken=token, **self._list_params
+                ),
+                what,
+            )
+            yield from page.get("files", [])
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def _get(self, file_id: str, what: str) -> dict[str, Any] | None:
+        try:
+            meta: dict[str, Any] = self._call(
+                lambda: self._files.get(fileId=file_id, fields=FIELDS, **self._drive_params), what
+            )
+        except DriveNotFound:
+            return None
+        return None if meta.get("trashed") else meta
+
+    def _published(self, key: str) -> list[dict[str, Any]]:
+        """Every published file of ``key``, newest generation first (normally one)."""
+        found = {m["id"]: m for m in self._query(f"properties has {{ key='{KEY_PROP}' and value={_quote(key)} }}",
+                                                 f"lookup of {key!r}")}
+        known = self._ids.get(key)
+        if known and known not in found:
+            meta = self._get(known, f"lookup of {key!r}")
+            if meta is not None and (meta.get("properties") or {}).get(KEY_PROP) == key:
+                found[known] = meta
+        return sorted(found.values(), key=lambda m: int((m.get("properties") or {}).get(GEN_PROP, "0")), reverse=True)
+
+    def _current(self, key: str) -> dict[str, Any] | None:
+        """Metadata of the file a reader of ``key`` should see, by remembered ID first, else by query."""
+        known = self._ids.get(key)
+        if known:
+            meta = self._get(known, f"stat of {key!r}")
+            if meta is not None and (meta.get("properties") or {}).get(KEY_PROP) == key:
+                return meta
+            self._ids.pop(key, None)
+        candidates = self._published(key)
+        if not candidates:
+            return None
+        self._ids[key] = candidates[0]["id"]
+        return candidates[0]
+
+    def _delete_id(self, file_id: str, what: str) -> None:
+        try:
+            self._call(lambda: self._files.delete(fileId=file_id, **self._drive_params), what)
+        except DriveNotFound:
+            pass  # already gone
+
+    # -- CheckpointStore -------------------------------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> list[StoreEntry]:
+        newest: dict[str, tuple[int, dict[str, Any]]] = {}
+
+        def consider(meta: dict[str, Any]) -> None:
+            props = meta.get("properties") or {}
+            key = props.get(KEY_PROP)
+            if key is None or not key.startswith(prefix):
+                return
+            gen = int(props.get(GEN_PROP, "0"))
+            if key not in newest or gen > newest[key][0]:
+                newest[key] = (gen, meta)
+
+        for meta in self._query("", f"listing of {prefix!r}"):
+            consider(meta)
+        for key, file_id in list(self._ids.items()):  # published here but maybe not listed yet
+            if key.startswith(prefix) and key not in newest:
+                meta = self._get(file_id, f"listing of {prefix!r}")
+                if meta is None:
+                    self._ids.pop(key, None)
+                else:
+                    consider(meta)
+        return [self._entry(meta) for _gen, meta in sorted(newest.values(), key=lambda gm: gm[1]["properties"][KEY_PROP])]
+
+    def stat(self, key: str) -> StoreEntry | None:
+        meta = self._current(check_key(key))
+        return None if meta is None else self._entry(meta)
+
+    def _reader(self, meta: dict[str, Any], key: str) -> DriveReader:
+        request = self._files.get_media(fileId=meta["id"], **self._drive_params)
+        if self._http_factory is not None:
+            request.http = self._http()
+        return DriveReader(
+            request,
+            expected_size=int(meta.get("size", 0)),
+            expected_md5=meta.get("md5Checksum"),
+            chunk_size=self.chunk_size,
+            retry=self.retry,
+            what=f"download of {key!r}",
+        )
+
+    def _fetch(self, key: str, sink: Callable[[DriveReader], None]) -> StoreEntry:
+        """Stream the current file of ``key`` into ``sink``; re-resolve if it was replaced mid-read."""
+        check_key(key)
+        for _ in range(_REPLACED_RETRIES):
+            meta = self._current(key)
+            if meta is None:
+                raise StorageError(f"no object {key!r} in the Drive store folder {self.folder_id}")
+            try:
+                with self._exclusive():
+                    sink(self._reader(meta, key))
+                return self._entry(meta)
+            except DriveNotFound:
+                self._ids.pop(key, None)  # replaced by a newer upload (or deleted): look again
+        raise StorageError(f"Drive object {key!r} kept changing while it was read; retry later")
+
+    def download(self, key: str, dest: Path) -> StoreEntry:
+        return self._fetch(key, lambda reader: atomic_copy_stream(reader, Path(dest), self.chunk_size))
+
+    def read_bytes(self, key: str) -> bytes:
+        out: list[bytes] = []
+        self._fetch(key, lambda reader: out.append(reader.read()))
+        return out[-1]
+
+    def upload(self, src: Path, key: str) -> StoreEntry:
+        check_key(key)
+        with open_source(Path(src)) as fh:
+            return self._publish(fh, key)
+
+    def write_bytes(self, key: str, data: bytes) -> StoreEntry:
+        import io
+
+        check_key(key)
+        return self._publish(io.BytesIO(bytes(data)), key)
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        for meta in self._published(key):
+            self._delete_id(meta["id"], f"delete of {key!r}")
+        self._ids.pop(key, None)
+
+    # -- publishing ------------------------------------------------------------------------------------------
+
+    def stage(self, fh: Any, key: str) -> dict[str, Any]:
+        """Upload ``fh`` as a new, unpublished file of ``key`` and verify it; returns its metadata."""
+        size, md5 = file_digest(fh)
+        body = {
+            "name": PurePosixPath(key).as_posix(),
+            "parents": [self.folder_id],
+            "mimeType": "application/octet-stream",
+            "properties": {PENDING_PROP: key, GEN_PROP: str(time.time_ns())},
+        }
+        what = f"upload of {key!r}"
+        params = {"fields": FIELDS, **self._drive_params}
+        with self._exclusive():
+            meta = upload_file(self._files, fh, size, body, chunk_size=self.chunk_size, retry=self.retry,
+                               http=self._http, params=params, what=what)
+        if int(meta.get("size", -1)) != size or meta.get("md5Checksum") != md5:
+            self._delete_id(meta["id"], what)
+            raise StorageError(
+                f"Drive {what}: Drive holds {meta.get('size')} bytes (md5 {meta.get('md5Checksum')}) but the local "
+                f"file has {size} bytes (md5 {md5}); nothing was published, retry the upload"
+            )
+        return meta
+
+    def _publish(self, fh: Any, key: str) -> StoreEntry:
+        staged = self.stage(fh, key)
+        what = f"publish of {key!r}"
+        previous = [m["id"] for m in self._published(key)]
+        meta = self._call(
+            lambda: self._files.update(
+                fileId=staged["id"], body={"properties": {KEY_PROP: key, PENDING_PROP: None}},
+                fields=FIELDS, **self._drive_params,
+            ),
+            what,
+        )
+        self._ids[key] = meta["id"]
+        stale = previous + [
+            m["id"] for m in self._query(f"properties has {{ key='{PENDING_PROP}' and value={_quote(key)} }}", what)
+        ]
+        for file_id in stale:
+            if file_id != meta["id"]:
+                self._delete_id(file_id, f"removal of the previous version of {key!r}")
+        return self._entry(meta)

@@ -1,0 +1,125 @@
+"""Drive v3 search queries (``q``) and partial responses (``fields``) for the loopback Drive server.
+
+Supported query terms, joined by ``and`` (what a store needs; anything else is rejected with a 400 as Drive
+rejects malformed queries)::
+
+    '<id>' in parents        name = '...'        name contains '...'       trashed = false | true
+    mimeType = '...'         mimeType != '...'   appProperties has { key='k' and value='v' }
+    properties has { key='k' and value='v' }
+
+String literals use single quotes with ``\\'`` and ``\\\\`` escapes, as Drive documents.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_STRING = r"'((?:[^'\\]|\\.)*)'"
+_TERMS = [
+    ("in_parents", re.compile(_STRING + r"\s+in\s+parents")),
+    ("property", re.compile(r"(appProperties|properties)\s+has\s+\{\s*key\s*=\s*" + _STRING + r"\s+and\s+value\s*=\s*"
+                                + _STRING + r"\s*\}")),
+    ("name_eq", re.compile(r"name\s*=\s*" + _STRING)),
+    ("name_contains", re.compile(r"name\s+contains\s+" + _STRING)),
+    ("trashed", re.compile(r"trashed\s*=\s*(true|false)")),
+    ("mime_eq", re.compile(r"mimeType\s*=\s*" + _STRING)),
+    ("mime_ne", re.compile(r"mimeType\s*!=\s*" + _STRING)),
+]
+_AND = re.compile(r"\s+and\s+")
+
+
+@dataclass(frozen=True)
+class Term:
+    kind: str
+    args: tuple[str, ...]
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def parse_query(q: str) -> list[Term]:
+    """Parse ``q`` into terms; raise ValueError on anything outside the supported grammar."""
+    terms: list[Term] = []
+    pos, text = 0, q.strip()
+    while pos < len(text):
+        for kind, pattern in _TERMS:
+            match = pattern.match(text, pos)
+            if match:
+                terms.append(Term(kind, tuple(_unescape(g) for g in match.groups())))
+                pos = match.end()
+                break
+        else:
+            raise ValueError(f"cannot parse query at {text[pos:pos + 40]!r}")
+        joiner = _AND.match(text, pos)
+        if joiner:
+            pos = joiner.end()
+        elif pos < len(text):
+            raise ValueError(f"expected 'and' at {text[pos:pos + 40]!r}")
+    return terms
+
+
+def matches_query(terms: list[Term], resource: dict[str, Any]) -> bool:
+    for term in terms:
+        if term.kind == "in_parents" and term.args[0] not in resource.get("parents", []):
+            return False
+        if term.kind == "property" and (resource.get(term.args[0]) or {}).get(term.args[1]) != term.args[2]:
+            return False
+        if term.kind == "name_eq" and resource["name"] != term.args[0]:
+            return False
+        if term.kind == "name_contains" and term.args[0] not in resource["name"]:
+            return False
+        if term.kind == "trashed" and resource["trashed"] != (term.args[0] == "true"):
+            return False
+        if term.kind == "mime_eq" and resource["mimeType"] != term.args[0]:
+            return False
+        if term.kind == "mime_ne" and resource["mimeType"] == term.args[0]:
+            return False
+    return True
+
+
+def _split_top(text: str) -> list[str]:
+    """Split ``a,b(c,d),e`` at top-level commas."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+            continue
+        depth += ch == "("
+        depth -= ch == ")"
+        cur += ch
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+def _pick(resource: dict[str, Any], spec: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in _split_top(spec):
+        if part == "*":
+            return dict(resource)
+        name, _, sub = part.partition("(")
+        name = name.strip()
+        if name not in resource:
+            continue
+        if sub:
+            inner = sub[:-1]
+            value = resource[name]
+            out[name] = [_pick(v, inner) for v in value] if isinstance(value, list) else _pick(value, inner)
+        else:
+            out[name] = resource[name]
+    return out
+
+
+def select_fields(resource: dict[str, Any], fields: str | None, listing: bool = False) -> dict[str, Any]:
+    """Drive's partial response: only ``fields``; without it v3's defaults (a few keys per file)."""
+    if fields:
+        return _pick(resource, fields)
+    default = ("kind", "id", "name", "mimeType")
+    if listing:
+        files = [{k: f[k] for k in default if k in f} for f in resource.get("files", [])]
+        return {k: v for k, v in resource.items() if k != "files"} | {"files": files}
+    return {k: resource[k] for k in default if k in resource}
