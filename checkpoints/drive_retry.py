@@ -131,7 +131,7 @@ class DriveRetry:
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential_jitter(initial=self.initial, max=self.maximum, jitter=self.jitter),
+            wait=tenacity.wait_exponential_jitter(multiplier=self.initial, max=self.maximum, jitter=self.jitter),
             retry=tenacity.retry_if_exception(is_transient),
             sleep=self.sleep,
             reraise=True,

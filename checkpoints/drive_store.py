@@ -33,7 +33,7 @@ from typing import Any
 from checkpoints.drive_auth import authorized_http_factory, build_drive_service, load_credentials
 from checkpoints.drive_retry import DriveNotFound, DriveRetry
 from checkpoints.drive_transfer import CHUNK_UNIT, DriveReader, file_digest, open_source, upload_file
-from checkpoints.store import CheckpointStore, StoreEntry
+from checkpoints.store import CheckpointStore, StoreEntry, check_key, check_prefix
 from orchestrator.atomic import atomic_copy_stream
 from orchestrator.errors import StorageError
 
@@ -44,11 +44,9 @@ FOLDER_MIME = "application/vnd.google-apps.folder"
 _REPLACED_RETRIES = 5  # times a reader re-resolves a key whose file was replaced under it
 
 
-def check_key(key: str) -> str:
-    """Reject keys that are not clean relative POSIX paths, or too long for a Drive property."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
-        raise StorageError(f"invalid store key {key!r}: use a relative path like 'checkpoints/0001/a.weights'")
+def check_drive_key(key: str) -> str:
+    """A valid store key (see ``checkpoints.store.check_key``) that also fits in a Drive property."""
+    check_key(key)
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise StorageError(f"store key {key!r} is longer than {MAX_KEY_BYTES} UTF-8 bytes (Drive property limit)")
     return key
@@ -91,6 +89,7 @@ class DriveStore(CheckpointStore):
         self._local = threading.local()
         self._serial = threading.RLock()
         self._ids: dict[str, str] = {}  # key -> ID of the published file this process knows about
+        self._ids_lock = threading.Lock()
 
     @classmethod
     def from_spec(cls, spec: Any) -> DriveStore:
@@ -187,12 +186,19 @@ class DriveStore(CheckpointStore):
             meta = self._get(known, f"stat of {key!r}")
             if meta is not None and (meta.get("properties") or {}).get(KEY_PROP) == key:
                 return meta
-            self._ids.pop(key, None)
+            self._forget(key, known)
         candidates = self._published(key)
         if not candidates:
             return None
-        self._ids[key] = candidates[0]["id"]
+        with self._ids_lock:  # never replace an ID a writer recorded meanwhile with a query's (older) answer
+            self._ids.setdefault(key, candidates[0]["id"])
         return candidates[0]
+
+    def _forget(self, key: str, file_id: str) -> None:
+        """Drop a remembered ID unless another thread already recorded a newer one."""
+        with self._ids_lock:
+            if self._ids.get(key) == file_id:
+                del self._ids[key]
 
     def _delete_id(self, file_id: str, what: str) -> None:
         try:
@@ -203,6 +209,7 @@ class DriveStore(CheckpointStore):
     # -- CheckpointStore -------------------------------------------------------------------------------------
 
     def list(self, prefix: str = "") -> list[StoreEntry]:
+        check_prefix(prefix)
         newest: dict[str, tuple[int, dict[str, Any]]] = {}
 
         def consider(meta: dict[str, Any]) -> None:
@@ -220,13 +227,13 @@ class DriveStore(CheckpointStore):
             if key.startswith(prefix) and key not in newest:
                 meta = self._get(file_id, f"listing of {prefix!r}")
                 if meta is None:
-                    self._ids.pop(key, None)
+                    self._forget(key, file_id)
                 else:
                     consider(meta)
         return [self._entry(meta) for _gen, meta in sorted(newest.values(), key=lambda gm: gm[1]["properties"][KEY_PROP])]
 
     def stat(self, key: str) -> StoreEntry | None:
-        meta = self._current(check_key(key))
+        meta = self._current(check_drive_key(key))
         return None if meta is None else self._entry(meta)
 
     def _reader(self, meta: dict[str, Any], key: str) -> DriveReader:
@@ -244,7 +251,7 @@ class DriveStore(CheckpointStore):
 
     def _fetch(self, key: str, sink: Callable[[DriveReader], None]) -> StoreEntry:
         """Stream the current file of ``key`` into ``sink``; re-resolve if it was replaced mid-read."""
-        check_key(key)
+        check_drive_key(key)
         for _ in range(_REPLACED_RETRIES):
             meta = self._current(key)
             if meta is None:
@@ -254,7 +261,7 @@ class DriveStore(CheckpointStore):
                     sink(self._reader(meta, key))
                 return self._entry(meta)
             except DriveNotFound:
-                self._ids.pop(key, None)  # replaced by a newer upload (or deleted): look again
+                self._forget(key, meta["id"])  # replaced by a newer upload (or deleted): look again
         raise StorageError(f"Drive object {key!r} kept changing while it was read; retry later")
 
     def download(self, key: str, dest: Path) -> StoreEntry:
@@ -266,18 +273,18 @@ class DriveStore(CheckpointStore):
         return out[-1]
 
     def upload(self, src: Path, key: str) -> StoreEntry:
-        check_key(key)
+        check_drive_key(key)
         with open_source(Path(src)) as fh:
             return self._publish(fh, key)
 
     def write_bytes(self, key: str, data: bytes) -> StoreEntry:
         import io
 
-        check_key(key)
+        check_drive_key(key)
         return self._publish(io.BytesIO(bytes(data)), key)
 
     def delete(self, key: str) -> None:
-        check_key(key)
+        check_drive_key(key)
         for meta in self._published(key):
             self._delete_id(meta["id"], f"delete of {key!r}")
         self._ids.pop(key, None)

@@ -1,0 +1,244 @@
+"""DriveStore against the loopback Drive v3 server, driven by the real google-api-python-client."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from checkpoints.drive_auth import DRIVE_SCOPES, load_credentials, static_drive_document
+from checkpoints.drive_store import GEN_PROP, KEY_PROP, PENDING_PROP, DriveStore
+from orchestrator.errors import ConfigError, StorageError
+from tests.checkpoints.contract import StoreContract
+from tests.checkpoints.drive_server import DriveFake, loopback_store
+
+KIB = 1024
+
+
+@pytest.fixture
+def fake() -> Iterator[DriveFake]:
+    server = DriveFake().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lagging_fake() -> Iterator[DriveFake]:
+    """New files stay out of files.list for longer than any test runs (files.get sees them at once)."""
+    server = DriveFake(list_lag=600).start()
+    yield server
+    server.stop()
+
+
+def _leave_partial(store: DriveStore, key: str) -> None:
+    """Both kinds of incomplete Drive object: an uploaded-but-unpublished file, and an unfinished session."""
+    store.stage(io.BytesIO(b"half a checkpoint"), key)
+    from googleapiclient.http import MediaIoBaseUpload
+
+    media = MediaIoBaseUpload(io.BytesIO(os.urandom(600 * KIB)), "application/octet-stream",
+                              chunksize=256 * KIB, resumable=True)
+    body = {"name": key, "parents": [store.folder_id], "properties": {PENDING_PROP: key}}
+    request = store._files.create(body=body, media_body=media)
+    status, done = request.next_chunk(http=store._http())
+    assert done is None and status.resumable_progress == 256 * KIB
+
+
+class TestDriveStoreContract(StoreContract):
+    big_size = 1 * 1024 * KIB + 12345  # four 256 KiB chunks and a tail: exercises the resumable path
+
+    @pytest.fixture
+    def store(self, fake: DriveFake) -> DriveStore:
+        return loopback_store(fake, fake.add_folder("store ✓"))
+
+    def leave_partial(self, store: DriveStore, key: str) -> None:  # type: ignore[override]
+        _leave_partial(store, key)
+
+
+class TestDriveStoreContractWithListingLag(StoreContract):
+    """The same contract while files.list lags: recorded IDs keep just-written keys visible."""
+
+    big_size = 1 * 1024 * KIB + 12345
+
+    @pytest.fixture
+    def store(self, lagging_fake: DriveFake) -> DriveStore:
+        return loopback_store(lagging_fake, lagging_fake.add_folder("store"))
+
+    def leave_partial(self, store: DriveStore, key: str) -> None:  # type: ignore[override]
+        _leave_partial(store, key)
+
+
+# -- layout and publishing ---------------------------------------------------------------------------------
+
+
+def test_objects_are_files_in_the_store_folder_with_public_key_properties(fake: DriveFake, tmp_path: Path) -> None:
+    folder = fake.add_folder()
+    store = loopback_store(fake, folder)
+    src = tmp_path / "w.bin"
+    src.write_bytes(os.urandom(700 * KIB))
+    entry = store.upload(src, "ckpt/0001/w.weights")
+    (file,) = fake.children(folder)
+    assert file.id == entry.file_id
+    assert file.content == src.read_bytes()
+    assert file.properties[KEY_PROP] == "ckpt/0001/w.weights"
+    assert PENDING_PROP not in file.properties and GEN_PROP in file.properties
+    assert file.app_properties == {}, "appProperties are private to one OAuth client; keys must be public"
+
+
+def test_overwrite_deletes_the_previous_file_permanently(fake: DriveFake) -> None:
+    folder = fake.add_folder()
+    store = loopback_store(fake, folder)
+    first = store.write_bytes("last.weights", b"v1")
+    second = store.write_bytes("last.weights", b"v2")
+    assert first.file_id != second.file_id, "a new object is a new file (upload-verify-publish)"
+    assert [f.id for f in fake.children(folder)] == [second.file_id]
+    store.delete("last.weights")
+    assert fake.children(folder) == [], "files.delete leaves no trashed copy eating quota"
+    assert fake.count("delete") == 2 and fake.count("update") >= 2
+
+
+def test_a_new_process_finds_objects_by_query(fake: DriveFake, tmp_path: Path) -> None:
+    folder = fake.add_folder()
+    loopback_store(fake, folder).write_bytes("state/manifest.json", b"{}")
+    fresh = loopback_store(fake, folder)  # no recorded IDs: a resume on another machine
+    entry = fresh.stat("state/manifest.json")
+    assert entry is not None and entry.size == 2
+    assert fresh.read_bytes("state/manifest.json") == b"{}"
+    assert [e.key for e in fresh.list("state/")] == ["state/manifest.json"]
+
+
+def test_listing_lag_does_not_hide_a_just_written_key(lagging_fake: DriveFake, tmp_path: Path) -> None:
+    folder = lagging_fake.add_folder()
+    store = loopback_store(lagging_fake, folder)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(900 * KIB))
+    entry = store.upload(src, "ckpt/big.bin")
+    # the server really lags: a query finds nothing yet ...
+    assert loopback_store(lagging_fake, folder).stat("ckpt/big.bin") is None
+    # ... but the writer recorded the ID, so stat/read/list/download see the object at once
+    assert store.stat("ckpt/big.bin") == entry
+    assert [e.key for e in store.list("ckpt/")] == ["ckpt/big.bin"]
+    store.download("ckpt/big.bin", tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == src.read_bytes()
+    assert lagging_fake.count("get") >= 1
+
+
+def test_duplicate_published_files_resolve_to_the_newest_generation(fake: DriveFake) -> None:
+    """A crash between publishing a new file and deleting the old one leaves two: readers pick the newer."""
+    folder = fake.add_folder()
+    store = loopback_store(fake, folder)
+    store.write_bytes("k.bin", b"new")
+    with fake.lock:
+        fake.create_file({"name": "k.bin", "parents": [folder],
+                          "properties": {KEY_PROP: "k.bin", GEN_PROP: "1"}}, b"old")
+    fresh = loopback_store(fake, folder)
+    assert fresh.read_bytes("k.bin") == b"new"
+    assert [(e.key, e.size) for e in fresh.list("")] == [("k.bin", 3)]
+    fresh.write_bytes("k.bin", b"newest")  # the next publish cleans both up
+    assert [f.content for f in fake.children(folder)] == [b"newest"]
+
+
+def test_unpublished_leftovers_are_invisible_and_cleaned_by_the_next_upload(fake: DriveFake) -> None:
+    folder = fake.add_folder()
+    store = loopback_store(fake, folder)
+    store.stage(io.BytesIO(b"crashed before publish"), "ckpt/a.bin")
+    assert store.stat("ckpt/a.bin") is None and store.list("") == []
+    store.write_bytes("ckpt/a.bin", b"done")
+    assert [f.content for f in fake.children(folder)] == [b"done"]
+
+
+def test_listing_pages_through_many_objects(fake: DriveFake) -> None:
+    folder = fake.add_folder()
+    store = loopback_store(fake, folder)
+    with fake.lock:  # 2500 published objects made directly on the server: listing needs three pages
+        for i in range(2500):
+            fake.create_file({"name": f"{i}", "parents": [folder],
+                              "properties": {KEY_PROP: f"many/{i:05d}.bin", GEN_PROP: "1"}}, b"x")
+    entries = store.list("many/")
+    assert len(entries) == 2500 and entries[0].key == "many/00000.bin"
+    assert fake.count("list") == 3
+
+
+def test_key_longer_than_a_drive_property_is_rejected(fake: DriveFake) -> None:
+    store = loopback_store(fake, fake.add_folder())
+    with pytest.raises(StorageError, match="Drive property"):
+        store.write_bytes("d/" + "ü" * 60, b"x")
+
+
+def test_chunk_size_must_be_a_multiple_of_256_kib(fake: DriveFake) -> None:
+    with pytest.raises(StorageError, match="256 KiB"):
+        loopback_store(fake, fake.add_folder(), chunk_size=1000 * KIB)
+
+
+def test_shared_drive_folder_needs_shared_drive_true(fake: DriveFake) -> None:
+    folder = fake.add_folder("team", shared_drive=True)
+    with pytest.raises(StorageError, match="not found"):
+        loopback_store(fake, folder).write_bytes("a.bin", b"x")
+    store = loopback_store(fake, folder, shared_drive=True)
+    store.write_bytes("a.bin", b"x")
+    assert store.read_bytes("a.bin") == b"x" and [e.key for e in store.list("")] == ["a.bin"]
+
+
+# -- auth and construction --------------------------------------------------------------------------------
+
+
+def _service_account_file(path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    info = {"type": "service_account", "project_id": "p", "private_key_id": "k1", "private_key": pem,
+            "client_email": "orch@p.iam.gserviceaccount.com", "client_id": "1",
+            "token_uri": "https://oauth2.googleapis.com/token"}
+    path.write_text(json.dumps(info))
+    return path
+
+
+def test_credentials_type_is_detected_from_the_json(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    sa = load_credentials(_service_account_file(tmp_path / "sa key.json"))
+    assert sa.service_account_email == "orch@p.iam.gserviceaccount.com"
+    assert tuple(sa.scopes) == DRIVE_SCOPES
+    user_file = tmp_path / "token.json"
+    user_file.write_text(json.dumps({"type": "authorized_user", "client_id": "c", "client_secret": "s",
+                                     "refresh_token": "r-SECRET"}))
+    user = load_credentials(user_file)
+    assert user.refresh_token == "r-SECRET" and tuple(user.scopes) == DRIVE_SCOPES
+
+
+def test_bad_credentials_files_are_config_errors_without_secrets(tmp_path: Path) -> None:
+    weird = tmp_path / "weird.json"
+    weird.write_text(json.dumps({"type": "external_account_x", "secret": "TOPSECRET"}))
+    with pytest.raises(ConfigError, match="expected 'service_account' or 'authorized_user'") as info:
+        load_credentials(weird)
+    assert "TOPSECRET" not in str(info.value)
+    incomplete = tmp_path / "incomplete.json"
+    incomplete.write_text(json.dumps({"type": "authorized_user", "refresh_token": "TOPSECRET"}))
+    with pytest.raises(ConfigError, match="incomplete") as info:
+        load_credentials(incomplete)
+    assert "TOPSECRET" not in str(info.value)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_credentials(tmp_path / "missing.json")
+
+
+def test_no_credentials_anywhere_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "nope.json"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    with pytest.raises(ConfigError, match="authenticate_user"):
+        load_credentials(None)
+
+
+def test_from_spec_builds_an_offline_client(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    spec = SimpleNamespace(folder_id="F1", credentials=_service_account_file(tmp_path / "sa.json"),
+                           shared_drive=True, chunk_size_mb=16)
+    store = DriveStore.from_spec(spec)  # no network: the discovery document ships with the library
+    assert (store.folder_id, store.shared_drive, store.chunk_size) == ("F1", True, 16 << 20)
+    assert static_drive_document()["rootUrl"] == "https://www.googleapis.com/"
+    assert static_drive_document("http://127.0.0.1:9/")["rootUrl"] == "http://127.0.0.1:9/"
