@@ -139,6 +139,7 @@ class DriveFake:
         self.shared_drive_folders: set[str] = set()  # folders that need supportsAllDrives=true
         self.bytes_received = 0  # every upload body byte (multipart bodies and resumable chunks)
         self.chunk_bytes_received = 0  # resumable chunk bytes only
+        self.status_queries = 0  # resumable "how much do you have?" PUTs (Content-Range: bytes */total)
         self.requests: list[tuple[str, str]] = []  # (operation, method) in arrival order
         self.lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -382,6 +383,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         operation = self.fake.operation_of(self.command, url.path, query)
+        if operation == "chunk" and self.headers.get("Content-Range", "").startswith("bytes */"):
+            with self.fake.lock:
+                self.fake.status_queries += 1
         fault = self.fake.take_fault(operation)
         if fault is not None and fault.kind == "drop":
             self._partial = b""
