@@ -71,7 +71,7 @@ def error_body(kind: str, message: str | None = None) -> tuple[int, bytes]:
 class Fault:
     """One queued fault. ``on`` names the operation it hits (see :meth:`DriveFake.operation_of`)."""
 
-    kind: str  # a key of ERRORS, or "drop"
+    kind: str  # a key of ERRORS, "drop" (reset mid-body) or "stale" (answer, then silently close)
     on: str = "any"
     drop_after: int = 0  # for "drop": body bytes read before the connection is reset
     skip: int = 0  # matching operations to let through before this fault fires
@@ -139,6 +139,8 @@ class DriveFake:
         self.shared_drive_folders: set[str] = set()  # folders that need supportsAllDrives=true
         self.bytes_received = 0  # every upload body byte (multipart bodies and resumable chunks)
         self.chunk_bytes_received = 0  # resumable chunk bytes only
+        self.short_bodies = 0  # requests whose body stopped short of Content-Length
+        self.body_timeout = 2.0  # seconds to wait for a request body before counting it short
         self.status_queries = 0  # resumable "how much do you have?" PUTs (Content-Range: bytes */total)
         self.requests: list[tuple[str, str]] = []  # (operation, method) in arrival order
         self.lock = threading.RLock()
@@ -173,7 +175,7 @@ class DriveFake:
         """Queue ``times`` faults of ``kind`` (an ERRORS key or ``"drop"``) for the next ``on`` operations,
         after letting ``skip`` matching operations through. ``on`` is an operation name (see
         :meth:`operation_of`), ``"upload"`` (any upload request) or ``"any"``."""
-        if kind != "drop" and kind not in ERRORS:
+        if kind not in ("drop", "stale") and kind not in ERRORS:
             raise ValueError(f"unknown fault kind {kind!r}")
         with self.lock:
             self.faults.extend(Fault(kind, on, drop_after, skip if i == 0 else 0) for i in range(times))
@@ -393,8 +395,14 @@ class _Handler(BaseHTTPRequestHandler):
             if operation == "chunk":
                 self._commit_partial(query, self._partial)
             return
-        body = self.rfile.read(length) if length else b""
-        self._count_upload(len(body))
+        body = self._read_body(length)
+        if body is None:
+            return
+        if fault is not None and fault.kind == "stale":
+            # answer normally, then close the kept-alive connection without saying so: the client's next
+            # request on it finds a dead socket (what idle timeouts in proxies and load balancers do)
+            self.close_connection = True
+            fault = None
         if fault is not None:
             self._error(error_body(fault.kind))
             return
@@ -403,6 +411,27 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.fake.lock:
             self._dispatch(operation, url.path, query, body)
+
+    def _read_body(self, length: int) -> bytes | None:
+        """The request body; None (connection closed, ``short_bodies`` counted) if it never arrives whole -
+        the symptom of a client re-sending a consumed stream under the old ``Content-Length``."""
+        self.connection.settimeout(self.fake.body_timeout)
+        try:
+            body = self.rfile.read(length) if length else b""
+        except OSError:
+            body = b""
+        finally:
+            try:
+                self.connection.settimeout(None)
+            except OSError:
+                pass
+        self._count_upload(len(body))
+        if len(body) < length:
+            with self.fake.lock:
+                self.fake.short_bodies += 1
+            self.close_connection = True
+            return None
+        return body
 
     def _commit_partial(self, query: dict[str, str], got: bytes) -> None:
         """Drive keeps what it received of a broken chunk, in whole 256 KiB units."""

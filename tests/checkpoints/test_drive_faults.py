@@ -136,6 +136,17 @@ def test_upload_survives_repeated_drops_and_failing_status_queries(fake: DriveFa
     assert fake.chunk_bytes_received - SIZE <= 10 * KIB + 200 * KIB
 
 
+def test_connection_closed_silently_between_chunks(fake: DriveFake, store: DriveStore, src: Path) -> None:
+    """An idle kept-alive connection closed by the far end (proxies, load balancers): the next chunk finds a
+    dead socket; the upload goes on from Drive's offset and no request body goes out short."""
+    fake.inject("stale", on="chunk", skip=7)  # dies after the 8th chunk; the 9th is the short tail
+    store.upload(src, "ckpt/w.weights")
+    assert not fake.faults
+    _assert_published(store, fake, src, "ckpt/w.weights")
+    assert fake.short_bodies == 0, "a request body went out shorter than its Content-Length"
+    assert fake.chunk_bytes_received - SIZE <= SIZE % CHUNK
+
+
 def test_drop_on_resumable_start_and_publish(fake: DriveFake, store: DriveStore, src: Path) -> None:
     fake.inject("drop", on="upload_start", drop_after=5)
     fake.inject("drop", on="update")
