@@ -136,7 +136,8 @@ class DriveRetry:
             sleep=self.sleep,
             reraise=True,
             before_sleep=lambda state: log.warning(
-                "Drive %s failed (%s), retry %d of %d", what, _describe(state.outcome.exception()),
+                "Drive %s failed (%s), retry %d of %d", what,
+                _describe(state.outcome.exception() if state.outcome else None),
                 state.attempt_number, self.attempts - 1,
             ),
         )

@@ -22,12 +22,13 @@ listing has caught up, and the manifest records IDs as well.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from checkpoints.drive_auth import authorized_http_factory, build_drive_service, load_credentials
@@ -148,16 +149,18 @@ class DriveStore(CheckpointStore):
         q = f"{_quote(self.folder_id)} in parents and trashed = false" + (f" and {extra}" if extra else "")
         token: str | None = None
         while True:
-            page = self._call(
-                lambda: self._files.list(
-                    q=q, fields=f"nextPageToken,files({FIELDS})", pageSize=1000, pageToken=token, **self._list_params
-                ),
-                what,
-            )
+            page = self._call(self._list_request(q, token), what)
             yield from page.get("files", [])
             token = page.get("nextPageToken")
             if not token:
                 return
+
+    def _list_request(self, q: str, token: str | None) -> Callable[[], Any]:
+        def make() -> Any:
+            fields = f"nextPageToken,files({FIELDS})"
+            return self._files.list(q=q, fields=fields, pageSize=1000, pageToken=token, **self._list_params)
+
+        return make
 
     def _get(self, file_id: str, what: str) -> dict[str, Any] | None:
         try:
@@ -225,11 +228,11 @@ class DriveStore(CheckpointStore):
             consider(meta)
         for key, file_id in list(self._ids.items()):  # published here but maybe not listed yet
             if key.startswith(prefix) and key not in newest:
-                meta = self._get(file_id, f"listing of {prefix!r}")
-                if meta is None:
+                found = self._get(file_id, f"listing of {prefix!r}")
+                if found is None:
                     self._forget(key, file_id)
                 else:
-                    consider(meta)
+                    consider(found)
         return [self._entry(meta) for _gen, meta in sorted(newest.values(), key=lambda gm: gm[1]["properties"][KEY_PROP])]
 
     def stat(self, key: str) -> StoreEntry | None:
@@ -249,7 +252,7 @@ class DriveStore(CheckpointStore):
             what=f"download of {key!r}",
         )
 
-    def _fetch(self, key: str, sink: Callable[[DriveReader], None]) -> StoreEntry:
+    def _fetch(self, key: str, sink: Callable[[DriveReader], object]) -> StoreEntry:
         """Stream the current file of ``key`` into ``sink``; re-resolve if it was replaced mid-read."""
         check_drive_key(key)
         for _ in range(_REPLACED_RETRIES):
@@ -265,7 +268,7 @@ class DriveStore(CheckpointStore):
         raise StorageError(f"Drive object {key!r} kept changing while it was read; retry later")
 
     def download(self, key: str, dest: Path) -> StoreEntry:
-        return self._fetch(key, lambda reader: atomic_copy_stream(reader, Path(dest), self.chunk_size))
+        return self._fetch(key, lambda reader: atomic_copy_stream(reader, Path(dest), self.chunk_size))  # type: ignore[arg-type]
 
     def read_bytes(self, key: str) -> bytes:
         out: list[bytes] = []
@@ -278,8 +281,6 @@ class DriveStore(CheckpointStore):
             return self._publish(fh, key)
 
     def write_bytes(self, key: str, data: bytes) -> StoreEntry:
-        import io
-
         check_drive_key(key)
         return self._publish(io.BytesIO(bytes(data)), key)
 
@@ -295,7 +296,7 @@ class DriveStore(CheckpointStore):
         """Upload ``fh`` as a new, unpublished file of ``key`` and verify it; returns its metadata."""
         size, md5 = file_digest(fh)
         body = {
-            "name": PurePosixPath(key).as_posix(),
+            "name": key,
             "parents": [self.folder_id],
             "mimeType": "application/octet-stream",
             "properties": {PENDING_PROP: key, GEN_PROP: str(time.time_ns())},

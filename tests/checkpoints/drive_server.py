@@ -32,40 +32,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.checkpoints.drive_query import matches_query, parse_query, select_fields
+from tests.checkpoints.drive_protocol import (
+    ERRORS,
+    content_range,
+    error_body,
+    matches_query,
+    parse_query,
+    select_fields,
+    split_multipart,
+)
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 UPLOAD_GRANULARITY = 256 * 1024  # Drive wants non-final resumable chunks in multiples of 256 KiB
-
-# Drive's real error bodies (domain, reason, message) per fault kind.
-ERRORS: dict[str, tuple[int, str, str, str]] = {
-    "429": (429, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded"),
-    "500": (500, "global", "backendError", "Backend Error"),
-    "502": (502, "global", "badGateway", "Bad Gateway"),
-    "503": (503, "global", "backendError", "Backend Error"),
-    "504": (504, "global", "gatewayTimeout", "Gateway Timeout"),
-    "rateLimitExceeded": (403, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded"),
-    "userRateLimitExceeded": (403, "usageLimits", "userRateLimitExceeded", "User Rate Limit Exceeded"),
-    "storageQuotaExceeded": (
-        403,
-        "usageLimits",
-        "storageQuotaExceeded",
-        "Service Accounts do not have storage quota. Leverage shared drives "
-        "(https://developers.google.com/workspace/drive/api/guides/about-shareddrives), "
-        "or use OAuth delegation instead.",
-    ),
-    "notFound": (404, "global", "notFound", "File not found: ."),
-}
-
-
-def error_body(kind: str, message: str | None = None) -> tuple[int, bytes]:
-    code, domain, reason, default = ERRORS[kind]
-    msg = message or default
-    err = {"domain": domain, "reason": reason, "message": msg}
-    if kind == "notFound":
-        err["locationType"], err["location"] = "parameter", "fileId"
-    return code, json.dumps({"error": {"errors": [err], "code": code, "message": msg}}).encode()
-
 
 @dataclass
 class Fault:
@@ -141,6 +119,7 @@ class DriveFake:
         self.chunk_bytes_received = 0  # resumable chunk bytes only
         self.short_bodies = 0  # requests whose body stopped short of Content-Length
         self.body_timeout = 2.0  # seconds to wait for a request body before counting it short
+        self.corrupt_media = False  # flip one byte in every alt=media answer (a proxy mangling downloads)
         self.status_queries = 0  # resumable "how much do you have?" PUTs (Content-Range: bytes */total)
         self.requests: list[tuple[str, str]] = []  # (operation, method) in arrival order
         self.lock = threading.RLock()
@@ -299,21 +278,6 @@ class DriveFake:
         return file.resource()
 
 
-def _split_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bytes]:
-    """The (JSON metadata, media) of a ``multipart/related`` body as the client library writes it."""
-    boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()
-    opening = b"--" + boundary
-    linesep = b"\r\n" if body.startswith(opening + b"\r\n") else b"\n"
-    parts = body.split(linesep + opening)
-    parts[0] = parts[0][len(opening) :]
-    payloads = []
-    for part in parts[:2]:
-        part = part[len(linesep) :]
-        head_end = part.index(linesep + linesep)
-        payloads.append(part[head_end + 2 * len(linesep) :])
-    return json.loads(payloads[0] or b"{}"), payloads[1]
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     fake: DriveFake
@@ -435,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _commit_partial(self, query: dict[str, str], got: bytes) -> None:
         """Drive keeps what it received of a broken chunk, in whole 256 KiB units."""
-        start = _content_range(self.headers.get("Content-Range", ""))[0]
+        start = content_range(self.headers.get("Content-Range", ""))[0]
         with self.fake.lock:
             session = self.fake.sessions.get(query.get("upload_id", ""))
             if session is None or start is None or start > len(session.data):
@@ -487,7 +451,7 @@ class _Handler(BaseHTTPRequestHandler):
                 res = fake.files[file_id].resource()
             self._reply(200, select_fields(res, fields))
         elif operation == "upload_multipart":
-            metadata, media = _split_multipart(body, self.headers.get("Content-Type", ""))
+            metadata, media = split_multipart(body, self.headers.get("Content-Type", ""))
             if file_id is None:
                 bad = fake.check_parent(metadata.get("parents") or ["root"], query)
                 if bad:
@@ -518,7 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
         if session is None:
             self._reply(404, {"error": {"code": 404, "message": "No such upload session."}})
             return
-        start, end, total = _content_range(self.headers.get("Content-Range", ""))
+        start, end, total = content_range(self.headers.get("Content-Range", ""))
         if total is not None:
             session.total = total
         if session.result is None and start is not None:
@@ -555,20 +519,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(416, headers={"Content-Range": f"bytes */{total}"}, raw=b"")
             return
         headers = {"Content-Range": f"bytes {lo}-{hi}/{total}", "Content-Type": file.mime_type}
-        self._reply(206, raw=data[lo : hi + 1], headers=headers)
+        part = data[lo : hi + 1]
+        if self.fake.corrupt_media:
+            part = bytes([part[0] ^ 0xFF]) + part[1:]
+        self._reply(206, raw=part, headers=headers)
 
 
-def _content_range(header: str) -> tuple[int | None, int | None, int | None]:
-    """``bytes a-b/total`` -> (a, b, total); ``bytes */total`` -> (None, None, total); ``*`` total -> None."""
-    spec = header.removeprefix("bytes ").strip()
-    if not spec:
-        return None, None, None
-    span, _, total = spec.partition("/")
-    size = int(total) if total and total != "*" else None
-    if span == "*":
-        return None, None, size
-    first, _, last = span.partition("-")
-    return int(first), int(last), size
 
 
 def loopback_store(fake: DriveFake, folder_id: str, **kwargs: Any) -> Any:

@@ -242,3 +242,40 @@ def test_from_spec_builds_an_offline_client(tmp_path: Path) -> None:
     assert (store.folder_id, store.shared_drive, store.chunk_size) == ("F1", True, 16 << 20)
     assert static_drive_document()["rootUrl"] == "https://www.googleapis.com/"
     assert static_drive_document("http://127.0.0.1:9/")["rootUrl"] == "http://127.0.0.1:9/"
+
+
+# -- verification -------------------------------------------------------------------------------------------
+
+
+def test_upload_that_drive_stored_differently_is_never_published(
+    fake: DriveFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. the training rewrote the file while it was being sent: Drive's MD5 differs from the local one."""
+    from checkpoints import drive_store
+
+    folder = fake.add_folder()
+    store = loopback_store(fake, folder)
+    store.write_bytes("ckpt/last.weights", b"previous")
+    src = tmp_path / "w.bin"
+    src.write_bytes(os.urandom(600 * KIB))
+    real_digest = drive_store.file_digest
+    monkeypatch.setattr(drive_store, "file_digest", lambda fh: (real_digest(fh)[0], "0" * 32))
+    with pytest.raises(StorageError, match="nothing was published"):
+        store.upload(src, "ckpt/last.weights")
+    assert store.read_bytes("ckpt/last.weights") == b"previous"
+    assert [f.content for f in fake.children(folder)] == [b"previous"], "the bad upload was deleted"
+
+
+def test_corrupted_download_is_rejected_and_leaves_dest_alone(fake: DriveFake, tmp_path: Path) -> None:
+    store = loopback_store(fake, fake.add_folder())
+    store.write_bytes("ckpt/a.weights", os.urandom(300 * KIB))
+    dest = tmp_path / "dl" / "a.weights"
+    dest.parent.mkdir()
+    dest.write_bytes(b"older local copy")
+    fake.corrupt_media = True
+    with pytest.raises(StorageError, match="corrupted"):
+        store.download("ckpt/a.weights", dest)
+    assert dest.read_bytes() == b"older local copy"
+    assert os.listdir(dest.parent) == ["a.weights"], "no temp file left behind"
+    with pytest.raises(StorageError, match="corrupted"):
+        store.read_bytes("ckpt/a.weights")

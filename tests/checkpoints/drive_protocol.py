@@ -1,4 +1,5 @@
-"""Drive v3 search queries (``q``) and partial responses (``fields``) for the loopback Drive server.
+"""Drive v3 wire formats for the loopback Drive server: search queries (``q``), partial responses (``fields``),
+error bodies, ``multipart/related`` uploads and ``Content-Range`` headers.
 
 Supported query terms, joined by ``and`` (what a store needs; anything else is rejected with a 400 as Drive
 rejects malformed queries)::
@@ -12,6 +13,7 @@ String literals use single quotes with ``\\'`` and ``\\\\`` escapes, as Drive do
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -123,3 +125,63 @@ def select_fields(resource: dict[str, Any], fields: str | None, listing: bool = 
         files = [{k: f[k] for k in default if k in f} for f in resource.get("files", [])]
         return {k: v for k, v in resource.items() if k != "files"} | {"files": files}
     return {k: resource[k] for k in default if k in resource}
+
+
+# Drive's real error bodies (domain, reason, message) per fault kind.
+ERRORS: dict[str, tuple[int, str, str, str]] = {
+    "429": (429, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded"),
+    "500": (500, "global", "backendError", "Backend Error"),
+    "502": (502, "global", "badGateway", "Bad Gateway"),
+    "503": (503, "global", "backendError", "Backend Error"),
+    "504": (504, "global", "gatewayTimeout", "Gateway Timeout"),
+    "rateLimitExceeded": (403, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded"),
+    "userRateLimitExceeded": (403, "usageLimits", "userRateLimitExceeded", "User Rate Limit Exceeded"),
+    "storageQuotaExceeded": (
+        403,
+        "usageLimits",
+        "storageQuotaExceeded",
+        (
+            "Service Accounts do not have storage quota. Leverage shared drives "
+            "(https://developers.google.com/workspace/drive/api/guides/about-shareddrives), "
+            "or use OAuth delegation instead."
+        ),
+    ),
+    "notFound": (404, "global", "notFound", "File not found: ."),
+}
+
+
+def error_body(kind: str, message: str | None = None) -> tuple[int, bytes]:
+    code, domain, reason, default = ERRORS[kind]
+    msg = message or default
+    err = {"domain": domain, "reason": reason, "message": msg}
+    if kind == "notFound":
+        err["locationType"], err["location"] = "parameter", "fileId"
+    return code, json.dumps({"error": {"errors": [err], "code": code, "message": msg}}).encode()
+
+
+def split_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bytes]:
+    """The (JSON metadata, media) of a ``multipart/related`` body as the client library writes it."""
+    boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()
+    opening = b"--" + boundary
+    linesep = b"\r\n" if body.startswith(opening + b"\r\n") else b"\n"
+    parts = body.split(linesep + opening)
+    parts[0] = parts[0][len(opening) :]
+    payloads = []
+    for part in parts[:2]:
+        part = part[len(linesep) :]
+        head_end = part.index(linesep + linesep)
+        payloads.append(part[head_end + 2 * len(linesep) :])
+    return json.loads(payloads[0] or b"{}"), payloads[1]
+
+
+def content_range(header: str) -> tuple[int | None, int | None, int | None]:
+    """``bytes a-b/total`` -> (a, b, total); ``bytes */total`` -> (None, None, total); ``*`` total -> None."""
+    spec = header.removeprefix("bytes ").strip()
+    if not spec:
+        return None, None, None
+    span, _, total = spec.partition("/")
+    size = int(total) if total and total != "*" else None
+    if span == "*":
+        return None, None, size
+    first, _, last = span.partition("-")
+    return int(first), int(last), size
