@@ -7,7 +7,6 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -236,12 +235,36 @@ def test_no_credentials_anywhere_is_a_config_error(tmp_path: Path, monkeypatch: 
 
 def test_from_spec_builds_an_offline_client(tmp_path: Path) -> None:
     pytest.importorskip("cryptography")
-    spec = SimpleNamespace(folder_id="F1", credentials=_service_account_file(tmp_path / "sa.json"),
-                           shared_drive=True, chunk_size_mb=16)
+    from checkpoints.spec import DriveStoreSpec, open_store
+    from orchestrator.paths import JobPaths
+
+    spec = DriveStoreSpec(type="drive", folder_id="F1", credentials=_service_account_file(tmp_path / "sa.json"),
+                          shared_drive=True, chunk_size_mb=16)
     store = DriveStore.from_spec(spec)  # no network: the discovery document ships with the library
     assert (store.folder_id, store.shared_drive, store.chunk_size) == ("F1", True, 16 << 20)
+    opened = open_store(spec, JobPaths(tmp_path / "home", tmp_path / "work"))
+    assert isinstance(opened, DriveStore) and opened.folder_id == "F1"
     assert static_drive_document()["rootUrl"] == "https://www.googleapis.com/"
     assert static_drive_document("http://127.0.0.1:9/")["rootUrl"] == "http://127.0.0.1:9/"
+
+
+def test_manifest_over_drive_survives_a_move_to_another_machine(fake: DriveFake, tmp_path: Path) -> None:
+    """Publish checkpoints through the manifest on one machine; a fresh process elsewhere finds and restores them."""
+    from checkpoints.manifest import ManifestStore
+
+    folder = fake.add_folder()
+    manifests = ManifestStore(loopback_store(fake, folder), session="colab-1")
+    blobs = {i: os.urandom(300 * KIB + i) for i in (100, 200)}
+    for counter, blob in blobs.items():
+        src = tmp_path / f"micro_{counter}.weights"
+        src.write_bytes(blob)
+        record = manifests.publish(src, src.name, counter=counter)
+        assert record.file_id is not None and fake.files[record.file_id].content == blob
+    elsewhere = loopback_store(fake, folder)  # no remembered IDs
+    newest = ManifestStore(elsewhere).load().newest_first()[0]
+    assert newest.counter == 200
+    elsewhere.download(newest.key, tmp_path / "restored.weights")
+    assert (tmp_path / "restored.weights").read_bytes() == blobs[200]
 
 
 # -- verification -------------------------------------------------------------------------------------------
