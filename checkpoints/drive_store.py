@@ -16,7 +16,7 @@ crash between publish and delete) the newer ``orch_gen`` wins.
 Finding keys. Listings lag (a new file can be missing from ``files.list`` for a while; ``files.get`` by ID sees
 it at once), so the store remembers the ID of every file it published or resolved and asks for that ID first;
 it falls back to a ``properties has { key='orch_key' and value=... }`` query. ``list`` merges remembered IDs
-missing from the listing. Other processes (resume on a new machine) find objects by query; by then the
+missing from the listing and drops IDs it deleted that the listing still shows. Other processes (resume on a new machine) find objects by query; by then the
 listing has caught up, and the manifest records IDs as well.
 """
 
@@ -91,6 +91,7 @@ class DriveStore(CheckpointStore):
         self._serial = threading.RLock()
         self._ids: dict[str, str] = {}  # key -> ID of the published file this process knows about
         self._ids_lock = threading.Lock()
+        self._deleted: set[str] = set()  # IDs this process deleted: listings may still show them for a while
 
     @classmethod
     def from_spec(cls, spec: Any) -> DriveStore:
@@ -150,7 +151,7 @@ class DriveStore(CheckpointStore):
         token: str | None = None
         while True:
             page = self._call(self._list_request(q, token), what)
-            yield from page.get("files", [])
+            yield from (meta for meta in page.get("files", []) if meta["id"] not in self._deleted)
             token = page.get("nextPageToken")
             if not token:
                 return
@@ -208,6 +209,7 @@ class DriveStore(CheckpointStore):
             self._call(lambda: self._files.delete(fileId=file_id, **self._drive_params), what)
         except DriveNotFound:
             pass  # already gone
+        self._deleted.add(file_id)
 
     # -- CheckpointStore -------------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ Tests steer it through plain attributes and methods:
   connections part-way through a request body), each with Drive's real JSON error body;
 * ``daily_cap_after_bytes`` models the ~750 GB/day upload cap: once that many upload bytes were received,
   every upload request fails with 403 ``userRateLimitExceeded`` forever;
-* ``list_lag`` hides just-created files from ``files.list`` for that many seconds (``files.get`` sees them);
+* ``list_lag`` hides just-created files from ``files.list`` for that many seconds (``files.get`` sees them) and
+  keeps just-deleted ones in it (``files.get`` answers 404 at once);
 * ``bytes_received`` / ``chunk_bytes_received`` count upload body bytes, so tests assert what was re-sent.
 """
 
@@ -112,6 +113,7 @@ class DriveFake:
         self.sessions: dict[str, UploadSession] = {}
         self.faults: deque[Fault] = deque()
         self.list_lag = list_lag
+        self.ghosts: dict[str, tuple[FakeFile, float]] = {}  # deleted, still listed until the given time
         self.daily_cap_after_bytes: int | None = None
         self.service_account_without_quota = False  # My Drive uploads fail with storageQuotaExceeded
         self.shared_drive_folders: set[str] = set()  # folders that need supportsAllDrives=true
@@ -259,7 +261,9 @@ class DriveFake:
     def list_files(self, query: dict[str, str]) -> dict[str, Any]:
         terms = parse_query(query.get("q", ""))
         now = time.time()
-        hits = [f for f in self.files.values() if now >= f.listable_after and matches_query(terms, f.resource())]
+        listed = [f for f in self.files.values() if now >= f.listable_after]
+        listed += [f for f, until in self.ghosts.values() if now < until and now >= f.listable_after]
+        hits = [f for f in listed if matches_query(terms, f.resource())]
         size = max(1, min(int(query.get("pageSize", "100")), 1000))
         start = int(base64.urlsafe_b64decode(query["pageToken"]).decode()) if query.get("pageToken") else 0
         page = hits[start : start + size]
@@ -436,7 +440,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif operation == "media":
             self._media(fake.files[file_id])
         elif operation == "delete":
-            del fake.files[file_id]
+            gone = fake.files.pop(file_id)
+            if fake.list_lag:
+                fake.ghosts[file_id] = (gone, time.time() + fake.list_lag)
             self._reply(204)
         elif operation in ("create", "update"):
             metadata = json.loads(body or b"{}")

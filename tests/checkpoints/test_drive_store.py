@@ -302,3 +302,16 @@ def test_corrupted_download_is_rejected_and_leaves_dest_alone(fake: DriveFake, t
     assert os.listdir(dest.parent) == ["a.weights"], "no temp file left behind"
     with pytest.raises(StorageError, match="corrupted"):
         store.read_bytes("ckpt/a.weights")
+
+
+def test_listing_lag_does_not_resurrect_a_just_deleted_key(fake: DriveFake) -> None:
+    fake.list_lag = 600  # from here on: new files are not listed yet, deleted ones still are
+    folder = fake.add_folder()
+    with fake.lock:  # written long ago (listed), as on a resumed machine
+        old = fake.create_file({"name": "x", "parents": [folder], "properties": {KEY_PROP: "ckpt/old.bin"}}, b"o")
+        old.listable_after = 0
+    store = loopback_store(fake, folder)
+    assert [e.key for e in store.list("")] == ["ckpt/old.bin"]
+    store.delete("ckpt/old.bin")
+    assert len(fake.ghosts) == 1, "the server still lists the deleted file"
+    assert store.list("") == [] and store.stat("ckpt/old.bin") is None
