@@ -144,6 +144,24 @@ class DriveStore(CheckpointStore):
             file_id=meta["id"],
         )
 
+    def _folder_missing(self, what: str) -> StorageError:
+        hint = "" if self.shared_drive else "; if it is in a shared drive, set shared_drive: true"
+        return StorageError(
+            f"Drive {what}: the store folder {self.folder_id} was not found or is not shared with these "
+            f"credentials (check store.folder_id; share the folder with the service account's e-mail{hint})"
+        )
+
+    def verify_folder(self) -> None:
+        """Check that ``folder_id`` is a folder these credentials can see (call at start-up for a clear error)."""
+        meta = self._get_folder()
+        if meta is None:
+            raise self._folder_missing("check of the store folder")
+        if meta.get("mimeType") != FOLDER_MIME:
+            raise StorageError(f"Drive store folder {self.folder_id} is a {meta.get('mimeType')}, not a folder")
+
+    def _get_folder(self) -> dict[str, Any] | None:
+        return self._get(self.folder_id, "check of the store folder", fields="id,name,mimeType,trashed")
+
     # -- finding files ---------------------------------------------------------------------------------------
 
     def _query(self, extra: str, what: str) -> Iterator[dict[str, Any]]:
@@ -163,10 +181,10 @@ class DriveStore(CheckpointStore):
 
         return make
 
-    def _get(self, file_id: str, what: str) -> dict[str, Any] | None:
+    def _get(self, file_id: str, what: str, fields: str = FIELDS) -> dict[str, Any] | None:
         try:
             meta: dict[str, Any] = self._call(
-                lambda: self._files.get(fileId=file_id, fields=FIELDS, **self._drive_params), what
+                lambda: self._files.get(fileId=file_id, fields=fields, **self._drive_params), what
             )
         except DriveNotFound:
             return None
@@ -305,9 +323,12 @@ class DriveStore(CheckpointStore):
         }
         what = f"upload of {key!r}"
         params = {"fields": FIELDS, **self._drive_params}
-        with self._exclusive():
-            meta = upload_file(self._files, fh, size, body, chunk_size=self.chunk_size, retry=self.retry,
-                               http=self._http, params=params, what=what)
+        try:
+            with self._exclusive():
+                meta = upload_file(self._files, fh, size, body, chunk_size=self.chunk_size, retry=self.retry,
+                                   http=self._http, params=params, what=what)
+        except DriveNotFound as exc:
+            raise self._folder_missing(what) from exc
         if int(meta.get("size", -1)) != size or meta.get("md5Checksum") != md5:
             self._delete_id(meta["id"], what)
             raise StorageError(

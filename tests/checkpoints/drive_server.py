@@ -211,6 +211,11 @@ class DriveFake:
     def _new_id(self) -> str:
         return "1" + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=").replace("-", "x")
 
+    def visible(self, file: FakeFile, query: dict[str, str]) -> bool:
+        """Shared-drive items exist for a request only with supportsAllDrives=true (as in Drive)."""
+        in_shared = file.id in self.shared_drive_folders or any(p in self.shared_drive_folders for p in file.parents)
+        return not in_shared or query.get("supportsAllDrives") == "true"
+
     def check_parent(self, parents: list[str], query: dict[str, str]) -> tuple[int, bytes] | None:
         """Drive's answers for a bad parent: 404 (unknown, or shared drive without supportsAllDrives)."""
         for parent in parents:
@@ -263,7 +268,8 @@ class DriveFake:
         now = time.time()
         listed = [f for f in self.files.values() if now >= f.listable_after]
         listed += [f for f, until in self.ghosts.values() if now < until and now >= f.listable_after]
-        hits = [f for f in listed if matches_query(terms, f.resource())]
+        all_drives = query.get("includeItemsFromAllDrives") == "true" and query.get("supportsAllDrives") == "true"
+        hits = [f for f in listed if matches_query(terms, f.resource()) and (all_drives or self.visible(f, {}))]
         size = max(1, min(int(query.get("pageSize", "100")), 1000))
         start = int(base64.urlsafe_b64decode(query["pageToken"]).decode()) if query.get("pageToken") else 0
         page = hits[start : start + size]
@@ -432,7 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
         if operation == "chunk":
             self._chunk(query, body)
             return
-        if file_id is not None and file_id not in fake.files:
+        if file_id is not None and (file_id not in fake.files or not fake.visible(fake.files[file_id], query)):
             self._error(error_body("notFound", f"File not found: {file_id}."))
             return
         if operation == "get":

@@ -71,6 +71,19 @@ class TestDriveStoreContractWithListingLag(StoreContract):
         _leave_partial(store, key)
 
 
+class TestDriveStoreContractOnSharedDrive(StoreContract):
+    """The same contract in a shared-drive folder (service accounts), where every request needs the flags."""
+
+    big_size = 1 * 1024 * KIB + 12345
+
+    @pytest.fixture
+    def store(self, fake: DriveFake) -> DriveStore:
+        return loopback_store(fake, fake.add_folder("team", shared_drive=True), shared_drive=True)
+
+    def leave_partial(self, store: DriveStore, key: str) -> None:  # type: ignore[override]
+        store.stage(io.BytesIO(b"half a checkpoint"), key)
+
+
 # -- layout and publishing ---------------------------------------------------------------------------------
 
 
@@ -162,6 +175,18 @@ def test_listing_pages_through_many_objects(fake: DriveFake) -> None:
     assert fake.count("list") == 3
 
 
+def test_verify_folder_explains_a_wrong_folder_id(fake: DriveFake) -> None:
+    loopback_store(fake, fake.add_folder()).verify_folder()
+    with pytest.raises(StorageError, match="folder nope was not found"):
+        loopback_store(fake, "nope").verify_folder()
+    with pytest.raises(StorageError, match="folder nope was not found"):
+        loopback_store(fake, "nope").write_bytes("a.bin", b"x")
+    store = loopback_store(fake, fake.add_folder())
+    file_id = store.write_bytes("a.bin", b"x").file_id
+    with pytest.raises(StorageError, match="not a folder"):
+        loopback_store(fake, str(file_id)).verify_folder()
+
+
 def test_key_longer_than_a_drive_property_is_rejected(fake: DriveFake) -> None:
     store = loopback_store(fake, fake.add_folder())
     with pytest.raises(StorageError, match="Drive property"):
@@ -175,8 +200,11 @@ def test_chunk_size_must_be_a_multiple_of_256_kib(fake: DriveFake) -> None:
 
 def test_shared_drive_folder_needs_shared_drive_true(fake: DriveFake) -> None:
     folder = fake.add_folder("team", shared_drive=True)
-    with pytest.raises(StorageError, match="not found"):
+    with pytest.raises(StorageError, match="not found .*set shared_drive: true"):
         loopback_store(fake, folder).write_bytes("a.bin", b"x")
+    with pytest.raises(StorageError, match="not found"):
+        loopback_store(fake, folder).verify_folder()
+    loopback_store(fake, folder, shared_drive=True).verify_folder()
     store = loopback_store(fake, folder, shared_drive=True)
     store.write_bytes("a.bin", b"x")
     assert store.read_bytes("a.bin") == b"x" and [e.key for e in store.list("")] == ["a.bin"]
