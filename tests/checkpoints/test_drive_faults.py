@@ -227,3 +227,38 @@ def test_default_backoff_is_bounded_and_truncated() -> None:
     assert len(slept) == retry.attempts - 1
     assert all(w <= retry.maximum for w in slept) and max(slept) == retry.maximum
     assert slept[0] <= retry.initial + retry.jitter
+
+
+# -- end to end: a session syncs to Drive under faults, the machine vanishes, another one resumes ---------
+
+
+def test_sync_to_drive_under_faults_then_resume_on_another_machine(fake: DriveFake, tmp_path: Path) -> None:
+    from checkpoints.manifest import ManifestStore
+    from checkpoints.restore import prepare_resume
+    from checkpoints.sync import CheckpointSync
+
+    folder_id = fake.add_folder("job store")
+    out = tmp_path / "colab" / "backup"
+    out.mkdir(parents=True)
+    blobs = {n: os.urandom(3 * CHUNK + n) for n in (100, 200, 300)}
+    # faults land on the background uploads: resets mid-chunk, 503s, rate limits, a stale connection
+    fake.inject("drop", on="chunk", skip=1, drop_after=70 * KIB)
+    fake.inject("503", on="chunk", skip=2)
+    fake.inject("userRateLimitExceeded", on="upload", skip=3)
+    fake.inject("stale", on="update", skip=1)
+    fake.inject("429", on="list", skip=5)
+    manifests = ManifestStore(loopback_store(fake, folder_id), session="colab-1")
+    with CheckpointSync(out, manifests, patterns=("*.weights",), poll_interval=0.02, stable_polls=1) as sync:
+        for counter, blob in blobs.items():
+            (tmp_path / "tmp.weights").write_bytes(blob)
+            os.replace(tmp_path / "tmp.weights", out / f"micro_{counter}.weights")
+        assert sync.flush(timeout=30)
+    assert not fake.faults, "every fault was hit"
+    # the machine is gone; a new one (no local files, no remembered IDs) resumes from Drive
+    elsewhere = loopback_store(fake, folder_id)
+    fresh_dir = tmp_path / "kaggle" / "backup"
+    fresh_dir.mkdir(parents=True)
+    point = prepare_resume(elsewhere, ManifestStore(elsewhere).load(), fresh_dir)
+    assert point is not None and point.restored
+    assert point.candidate.counter == 300
+    assert point.path.read_bytes() == blobs[300]
