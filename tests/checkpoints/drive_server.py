@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import socket
 import struct
@@ -50,7 +51,9 @@ UPLOAD_GRANULARITY = 256 * 1024  # Drive wants non-final resumable chunks in mul
 class Fault:
     """One queued fault. ``on`` names the operation it hits (see :meth:`DriveFake.operation_of`)."""
 
-    kind: str  # a key of ERRORS, "drop" (reset mid-body) or "stale" (answer, then silently close)
+    # a key of ERRORS, "drop" (reset mid-body), "stale" (answer, then silently close) or "lost_reply" (do the
+    # work, then reset instead of answering: the client cannot know whether it happened)
+    kind: str
     on: str = "any"
     drop_after: int = 0  # for "drop": body bytes read before the connection is reset
     skip: int = 0  # matching operations to let through before this fault fires
@@ -156,7 +159,7 @@ class DriveFake:
         """Queue ``times`` faults of ``kind`` (an ERRORS key or ``"drop"``) for the next ``on`` operations,
         after letting ``skip`` matching operations through. ``on`` is an operation name (see
         :meth:`operation_of`), ``"upload"`` (any upload request) or ``"any"``."""
-        if kind not in ("drop", "stale") and kind not in ERRORS:
+        if kind not in ("drop", "stale", "lost_reply") and kind not in ERRORS:
             raise ValueError(f"unknown fault kind {kind!r}")
         with self.lock:
             self.faults.extend(Fault(kind, on, drop_after, skip if i == 0 else 0) for i in range(times))
@@ -377,6 +380,13 @@ class _Handler(BaseHTTPRequestHandler):
             # request on it finds a dead socket (what idle timeouts in proxies and load balancers do)
             self.close_connection = True
             fault = None
+        if fault is not None and fault.kind == "lost_reply":
+            real_wfile, self.wfile = self.wfile, io.BytesIO()
+            with self.fake.lock:
+                self._dispatch(operation, url.path, query, body)
+            self.wfile = real_wfile
+            self._drop(0, 0)
+            return
         if fault is not None:
             self._error(error_body(fault.kind))
             return

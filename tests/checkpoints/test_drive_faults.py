@@ -147,6 +147,26 @@ def test_connection_closed_silently_between_chunks(fake: DriveFake, store: Drive
     assert fake.chunk_bytes_received - SIZE <= SIZE % CHUNK
 
 
+@pytest.mark.parametrize("on", ["upload_multipart", "upload_start", "chunk", "update", "delete"])
+def test_lost_replies_leave_one_published_object(fake: DriveFake, store: DriveStore, src: Path, on: str) -> None:
+    """Drive did the work but the answer never arrived: the retry must not leave two objects or a torn one."""
+    store.write_bytes("ckpt/w.weights", b"previous")
+    fake.inject("lost_reply", on=on, skip=3 if on == "chunk" else 0)
+    if on == "upload_multipart":
+        store.write_bytes("ckpt/w.weights", b"small v2")
+        expected = b"small v2"
+    else:
+        store.upload(src, "ckpt/w.weights")
+        expected = src.read_bytes()
+    assert not fake.faults
+    assert store.read_bytes("ckpt/w.weights") == expected
+    fresh = loopback_store(fake, store.folder_id)
+    assert fresh.read_bytes("ckpt/w.weights") == expected
+    assert [e.key for e in fresh.list("")] == ["ckpt/w.weights"]
+    # an orphaned session creates no file; a duplicate from a re-sent multipart create is cleaned up
+    assert [f.content for f in fake.children(store.folder_id)] == [expected]
+
+
 def test_drop_on_resumable_start_and_publish(fake: DriveFake, store: DriveStore, src: Path) -> None:
     fake.inject("drop", on="upload_start", drop_after=5)
     fake.inject("drop", on="update")
