@@ -42,7 +42,7 @@ KEY_PROP, PENDING_PROP, GEN_PROP = "orch_key", "orch_pending", "orch_gen"
 MAX_KEY_BYTES = 124 - len(PENDING_PROP)
 FIELDS = "id,name,size,md5Checksum,modifiedTime,properties,trashed"
 FOLDER_MIME = "application/vnd.google-apps.folder"
-_REPLACED_RETRIES = 5  # times a reader re-resolves a key whose file was replaced under it
+_REPLACED_RETRIES = 25  # times a reader re-resolves a key whose file was replaced under it (a busy writer)
 
 
 def check_drive_key(key: str) -> str:
