@@ -1,5 +1,6 @@
 """Drive v3 wire formats for the loopback Drive server: search queries (``q``), partial responses (``fields``),
-error bodies, ``multipart/related`` uploads and ``Content-Range`` headers.
+error bodies, ``multipart/related`` uploads, ``Content-Range`` headers; and the fake's resource model (files,
+upload sessions, queued faults).
 
 Supported query terms, joined by ``and`` (what a store needs; anything else is rejected with a 400 as Drive
 rejects malformed queries)::
@@ -13,10 +14,15 @@ String literals use single quotes with ``\\'`` and ``\\\\`` escapes, as Drive do
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
+
+FOLDER_MIME = "application/vnd.google-apps.folder"
+UPLOAD_GRANULARITY = 256 * 1024  # Drive wants non-final resumable chunks in multiples of 256 KiB
 
 _STRING = r"'((?:[^'\\]|\\.)*)'"
 _TERMS = [
@@ -185,3 +191,66 @@ def content_range(header: str) -> tuple[int | None, int | None, int | None]:
         return None, None, size
     first, _, last = span.partition("-")
     return int(first), int(last), size
+
+
+# -- the fake's resource model ------------------------------------------------------------------------------
+
+@dataclass
+class Fault:
+    """One queued fault. ``on`` names the operation it hits (see :meth:`DriveFake.operation_of`)."""
+
+    # a key of ERRORS, "drop" (reset mid-body), "stale" (answer, then silently close) or "lost_reply" (do the
+    # work, then reset instead of answering: the client cannot know whether it happened)
+    kind: str
+    on: str = "any"
+    drop_after: int = 0  # for "drop": body bytes read before the connection is reset
+    skip: int = 0  # matching operations to let through before this fault fires
+
+
+@dataclass
+class FakeFile:
+    id: str
+    name: str
+    mime_type: str
+    parents: list[str]
+    content: bytes = b""
+    app_properties: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    trashed: bool = False
+    created: float = field(default_factory=time.time)
+    modified: float = field(default_factory=time.time)
+    listable_after: float = 0.0
+
+    def resource(self) -> dict[str, Any]:
+        res: dict[str, Any] = {
+            "kind": "drive#file",
+            "id": self.id,
+            "name": self.name,
+            "mimeType": self.mime_type,
+            "parents": list(self.parents),
+            "trashed": self.trashed,
+            "createdTime": rfc3339(self.created),
+            "modifiedTime": rfc3339(self.modified),
+        }
+        if self.app_properties:
+            res["appProperties"] = dict(self.app_properties)
+        if self.properties:
+            res["properties"] = dict(self.properties)
+        if self.mime_type != FOLDER_MIME:
+            res["size"] = str(len(self.content))
+            res["md5Checksum"] = hashlib.md5(self.content).hexdigest()
+        return res
+
+
+@dataclass
+class UploadSession:
+    metadata: dict[str, Any]
+    query: dict[str, str]
+    total: int | None
+    file_id: str | None  # set for files.update
+    data: bytearray = field(default_factory=bytearray)
+    result: dict[str, Any] | None = None
+
+
+def rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"

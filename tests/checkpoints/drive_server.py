@@ -20,7 +20,6 @@ Tests steer it through plain attributes and methods:
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import socket
@@ -29,13 +28,17 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.checkpoints.drive_protocol import (
     ERRORS,
+    FOLDER_MIME,
+    UPLOAD_GRANULARITY,
+    FakeFile,
+    Fault,
+    UploadSession,
     content_range,
     error_body,
     matches_query,
@@ -43,69 +46,6 @@ from tests.checkpoints.drive_protocol import (
     select_fields,
     split_multipart,
 )
-
-FOLDER_MIME = "application/vnd.google-apps.folder"
-UPLOAD_GRANULARITY = 256 * 1024  # Drive wants non-final resumable chunks in multiples of 256 KiB
-
-@dataclass
-class Fault:
-    """One queued fault. ``on`` names the operation it hits (see :meth:`DriveFake.operation_of`)."""
-
-    # a key of ERRORS, "drop" (reset mid-body), "stale" (answer, then silently close) or "lost_reply" (do the
-    # work, then reset instead of answering: the client cannot know whether it happened)
-    kind: str
-    on: str = "any"
-    drop_after: int = 0  # for "drop": body bytes read before the connection is reset
-    skip: int = 0  # matching operations to let through before this fault fires
-
-
-@dataclass
-class FakeFile:
-    id: str
-    name: str
-    mime_type: str
-    parents: list[str]
-    content: bytes = b""
-    app_properties: dict[str, str] = field(default_factory=dict)
-    properties: dict[str, str] = field(default_factory=dict)
-    trashed: bool = False
-    created: float = field(default_factory=time.time)
-    modified: float = field(default_factory=time.time)
-    listable_after: float = 0.0
-
-    def resource(self) -> dict[str, Any]:
-        res: dict[str, Any] = {
-            "kind": "drive#file",
-            "id": self.id,
-            "name": self.name,
-            "mimeType": self.mime_type,
-            "parents": list(self.parents),
-            "trashed": self.trashed,
-            "createdTime": rfc3339(self.created),
-            "modifiedTime": rfc3339(self.modified),
-        }
-        if self.app_properties:
-            res["appProperties"] = dict(self.app_properties)
-        if self.properties:
-            res["properties"] = dict(self.properties)
-        if self.mime_type != FOLDER_MIME:
-            res["size"] = str(len(self.content))
-            res["md5Checksum"] = hashlib.md5(self.content).hexdigest()
-        return res
-
-
-@dataclass
-class UploadSession:
-    metadata: dict[str, Any]
-    query: dict[str, str]
-    total: int | None
-    file_id: str | None  # set for files.update
-    data: bytearray = field(default_factory=bytearray)
-    result: dict[str, Any] | None = None
-
-
-def rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
 class DriveFake:
