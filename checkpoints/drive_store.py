@@ -93,6 +93,9 @@ class DriveStore(CheckpointStore):
         self._ids_lock = threading.Lock()
         self._deleted: set[str] = set()  # IDs this process deleted: listings may still show them for a while
 
+    def __repr__(self) -> str:
+        return f"DriveStore(folder_id={self.folder_id!r}{', shared drive' if self.shared_drive else ''})"
+
     @classmethod
     def from_spec(cls, spec: Any) -> DriveStore:
         """Build from a ``DriveStoreSpec`` (``folder_id``, ``credentials``, ``shared_drive``, ``chunk_size_mb``)."""

@@ -8,7 +8,8 @@ object hands the library each chunk as ``bytes`` (``has_stream() -> False``), so
 re-sends once on a stale connection) re-sends the complete chunk. After a failed chunk the library is in its
 error state: the next ``next_chunk()`` first asks Drive how much it holds (``Content-Range: bytes */total``,
 answered by 308 + ``Range``) and continues from there, so a dropped connection costs at most the chunk that was
-in flight.
+in flight. A session Drive no longer knows (404 on a chunk: expired or lost) is restarted from the beginning,
+at most ``SESSION_RESTARTS`` times.
 
 Downloads. :class:`DriveReader` is a readable stream over ``alt=media`` requests with ``Range`` headers
 (``MediaIoBaseDownload``), one chunk per request, each retried on its own; it hashes what passes through and, at
@@ -20,17 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from googleapiclient.http import MediaIoBaseDownload, MediaIoBaseUpload
 
-from checkpoints.drive_retry import DriveRetry
+from checkpoints.drive_retry import DriveNotFound, DriveRetry, UploadCapWatch
 from orchestrator.errors import StorageError
 
 CHUNK_UNIT = 256 * 1024
+SESSION_RESTARTS = 2  # fresh sessions after Drive forgot one (404 on a chunk: "the upload must be restarted")
 MIME = "application/octet-stream"
+
+log = logging.getLogger(__name__)
 
 
 class _ChunkBytesUpload(MediaIoBaseUpload):
@@ -70,9 +75,21 @@ def upload_file(
         request = files.create(body=body, media_body=media, **params)
         result: dict[str, Any] = retry.call(lambda: request.execute(http=http()), what)
         return result
-    media = _ChunkBytesUpload(fh, mimetype=MIME, chunksize=chunk_size, resumable=True)
-    request = files.create(body=body, media_body=media, **params)
     watch = retry.new_cap_watch()
+    for _session in range(SESSION_RESTARTS + 1):
+        media = _ChunkBytesUpload(fh, mimetype=MIME, chunksize=chunk_size, resumable=True)
+        request = files.create(body=body, media_body=media, **params)
+        try:
+            return _send_chunks(request, retry, http, what, watch)
+        except DriveNotFound:
+            if request.resumable_uri is None:
+                raise  # the create itself was refused: the folder is missing
+            log.warning("Drive %s: the upload session expired (404); starting the upload again", what)
+    raise StorageError(f"Drive {what}: the upload session expired {SESSION_RESTARTS + 1} times; retry later")
+
+
+def _send_chunks(request: Any, retry: DriveRetry, http: Callable[[], Any], what: str, watch: UploadCapWatch) -> dict[str, Any]:
+    """Drive one resumable session to its end, each step retried; returns the new file's metadata."""
     response = None
     while response is None:
         before = request.resumable_progress

@@ -199,8 +199,9 @@ def content_range(header: str) -> tuple[int | None, int | None, int | None]:
 class Fault:
     """One queued fault. ``on`` names the operation it hits (see :meth:`DriveFake.operation_of`)."""
 
-    # a key of ERRORS, "drop" (reset mid-body), "stale" (answer, then silently close) or "lost_reply" (do the
-    # work, then reset instead of answering: the client cannot know whether it happened)
+    # a key of ERRORS, "drop" (reset mid-body), "stale" (answer, then silently close), "lost_reply" (do the
+    # work, then reset instead of answering: the client cannot know whether it happened) or "session_expired"
+    # (forget the resumable session: the chunk gets 404)
     kind: str
     on: str = "any"
     drop_after: int = 0  # for "drop": body bytes read before the connection is reset

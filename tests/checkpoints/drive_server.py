@@ -99,7 +99,7 @@ class DriveFake:
         """Queue ``times`` faults of ``kind`` (an ERRORS key or ``"drop"``) for the next ``on`` operations,
         after letting ``skip`` matching operations through. ``on`` is an operation name (see
         :meth:`operation_of`), ``"upload"`` (any upload request) or ``"any"``."""
-        if kind not in ("drop", "stale", "lost_reply") and kind not in ERRORS:
+        if kind not in ("drop", "stale", "lost_reply", "session_expired") and kind not in ERRORS:
             raise ValueError(f"unknown fault kind {kind!r}")
         with self.lock:
             self.faults.extend(Fault(kind, on, drop_after, skip if i == 0 else 0) for i in range(times))
@@ -320,6 +320,10 @@ class _Handler(BaseHTTPRequestHandler):
             # request on it finds a dead socket (what idle timeouts in proxies and load balancers do)
             self.close_connection = True
             fault = None
+        if fault is not None and fault.kind == "session_expired":
+            with self.fake.lock:
+                self.fake.sessions.pop(query.get("upload_id", ""), None)
+            fault = None  # the chunk route answers 404 for the unknown session, as Drive does
         if fault is not None and fault.kind == "lost_reply":
             real_wfile, self.wfile = self.wfile, io.BytesIO()
             with self.fake.lock:

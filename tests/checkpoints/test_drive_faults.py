@@ -167,6 +167,23 @@ def test_lost_replies_leave_one_published_object(fake: DriveFake, store: DriveSt
     assert [f.content for f in fake.children(store.folder_id)] == [expected]
 
 
+def test_expired_upload_session_restarts_the_upload(fake: DriveFake, store: DriveStore, src: Path) -> None:
+    fake.inject("session_expired", on="chunk", skip=4)
+    store.upload(src, "ckpt/w.weights")
+    assert not fake.faults
+    _assert_published(store, fake, src, "ckpt/w.weights")
+    assert fake.count("upload_start") == 2
+    # the four accepted chunks and the refused fifth are sent again: Drive kept nothing of the old session
+    assert fake.chunk_bytes_received == SIZE + 5 * CHUNK
+
+
+def test_upload_session_that_keeps_expiring_gives_up(fake: DriveFake, store: DriveStore, src: Path) -> None:
+    fake.inject("session_expired", on="chunk", times=10)
+    with pytest.raises(StorageError, match="expired 3 times"):
+        store.upload(src, "ckpt/w.weights")
+    assert store.stat("ckpt/w.weights") is None
+
+
 def test_drop_on_resumable_start_and_publish(fake: DriveFake, store: DriveStore, src: Path) -> None:
     fake.inject("drop", on="upload_start", drop_after=5)
     fake.inject("drop", on="update")
