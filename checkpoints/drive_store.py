@@ -204,6 +204,10 @@ class DriveStore(CheckpointStore):
                 found[known] = meta
         return sorted(found.values(), key=lambda m: int((m.get("properties") or {}).get(GEN_PROP, "0")), reverse=True)
 
+    def _pending(self, key: str, what: str) -> Iterator[dict[str, Any]]:
+        """Unpublished uploads of ``key`` (crash leftovers, or the one being published right now)."""
+        return self._query(f"properties has {{ key='{PENDING_PROP}' and value={_quote(key)} }}", what)
+
     def _current(self, key: str) -> dict[str, Any] | None:
         """Metadata of the file a reader of ``key`` should see, by remembered ID first, else by query."""
         known = self._ids.get(key)
@@ -309,9 +313,22 @@ class DriveStore(CheckpointStore):
 
     def delete(self, key: str) -> None:
         check_drive_key(key)
-        for meta in self._published(key):
-            self._delete_id(meta["id"], f"delete of {key!r}")
+        what = f"delete of {key!r}"
+        for meta in self._published(key) + list(self._pending(key, what)):
+            self._delete_id(meta["id"], what)
         self._ids.pop(key, None)
+
+    def sweep_unpublished(self, older_than: float = 24 * 3600) -> int:
+        """Delete unpublished uploads (left by crashes mid-publish) older than ``older_than`` seconds, of any
+        key; returns how many. Call it at start-up of a session that holds the lease."""
+        cutoff = time.time() - older_than
+        swept = 0
+        for meta in self._query("", "sweep of unpublished uploads"):
+            props = meta.get("properties") or {}
+            if PENDING_PROP in props and KEY_PROP not in props and _epoch(meta["modifiedTime"]) < cutoff:
+                self._delete_id(meta["id"], f"removal of the unpublished upload of {props[PENDING_PROP]!r}")
+                swept += 1
+        return swept
 
     # -- publishing ------------------------------------------------------------------------------------------
 
@@ -352,9 +369,7 @@ class DriveStore(CheckpointStore):
             what,
         )
         self._ids[key] = meta["id"]
-        stale = previous + [
-            m["id"] for m in self._query(f"properties has {{ key='{PENDING_PROP}' and value={_quote(key)} }}", what)
-        ]
+        stale = previous + [m["id"] for m in self._pending(key, what)]
         for file_id in stale:
             if file_id != meta["id"]:
                 self._delete_id(file_id, f"removal of the previous version of {key!r}")

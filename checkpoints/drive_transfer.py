@@ -114,7 +114,7 @@ class DriveReader(io.RawIOBase):
     ) -> None:
         super().__init__()
         self._buffer = io.BytesIO()
-        self._pending = b""
+        self._pending = memoryview(b"")
         self._download = MediaIoBaseDownload(self._buffer, request, chunksize=chunk_size)
         self._retry = retry
         self._what = what
@@ -129,7 +129,7 @@ class DriveReader(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         while not self._pending and not self._done:
             _status, self._done = self._retry.call(self._download.next_chunk, self._what)
-            self._pending = self._buffer.getvalue()
+            self._pending = memoryview(self._buffer.getvalue())
             self._buffer.seek(0)
             self._buffer.truncate()
             if not self._pending and not self._done:
@@ -141,8 +141,14 @@ class DriveReader(io.RawIOBase):
         b[:n] = self._pending[:n]
         self._md5.update(self._pending[:n])
         self._size += n
-        self._pending = self._pending[n:]
+        self._pending = self._pending[n:]  # a view: no copy of the rest of the chunk
         return n
+
+    def readall(self) -> bytes:
+        parts = []
+        while chunk := self.read(1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _verify(self) -> None:
         size, md5 = self._expected

@@ -343,3 +343,23 @@ def test_listing_lag_does_not_resurrect_a_just_deleted_key(fake: DriveFake) -> N
     store.delete("ckpt/old.bin")
     assert len(fake.ghosts) == 1, "the server still lists the deleted file"
     assert store.list("") == [] and store.stat("ckpt/old.bin") is None
+
+
+def test_unpublished_leftovers_of_deleted_keys_are_swept(fake: DriveFake) -> None:
+    folder = fake.add_folder()
+    store = loopback_store(fake, folder)
+    store.stage(io.BytesIO(b"crash 1"), "ckpt/a.bin")
+    store.stage(io.BytesIO(b"crash 2"), "ckpt/b.bin")
+    store.write_bytes("ckpt/c.bin", b"published")
+    store.delete("ckpt/a.bin")  # deleting a key also removes its unpublished uploads
+    assert sorted(f.content for f in fake.children(folder)) == [b"crash 2", b"published"]
+    assert store.sweep_unpublished(older_than=3600) == 0, "too young: it may be an upload in progress"
+    assert store.sweep_unpublished(older_than=0) == 1
+    assert [f.content for f in fake.children(folder)] == [b"published"]
+
+
+def test_big_object_roundtrip_through_write_bytes_and_read_bytes(fake: DriveFake) -> None:
+    store = loopback_store(fake, fake.add_folder(), chunk_size=8 << 20)
+    data = os.urandom(24 << 20)
+    store.write_bytes("big.bin", data)
+    assert store.read_bytes("big.bin") == data
