@@ -120,7 +120,9 @@ def local_candidates(folder: Path | None, patterns: Sequence[str], validator: Va
                 continue
             verdict = validator.validate(path)
             counter = verdict.counter if verdict.counter is not None else counter_from_name(name)
-            cand = Candidate(name=name, where="local", counter=counter, size=st.st_size, modified=st.st_mtime, path=path)
+            cand = Candidate(
+                name=name, where="local", counter=counter, size=st.st_size, modified=st.st_mtime, path=path
+            )
             judged.append(Judged(cand, verdict.ok, verdict.reason))
     return judged
 
@@ -228,9 +230,16 @@ def checkpoint_rows(judged: Sequence[Judged], now: float | None = None) -> list[
         c = j.candidate
         rows.append(
             CheckpointRow(
-                name=c.name, counter=c.counter, size=c.size, age_seconds=max(0.0, now - c.modified), where=c.where,
-                valid=j.ok, reason=j.reason, resume=i == resume_index,
-                key=c.record.key if c.record else None, path=str(c.path) if c.path else None,
+                name=c.name,
+                counter=c.counter,
+                size=c.size,
+                age_seconds=max(0.0, now - c.modified),
+                where=c.where,
+                valid=j.ok,
+                reason=j.reason,
+                resume=i == resume_index,
+                key=c.record.key if c.record else None,
+                path=str(c.path) if c.path else None,
             )
         )
     return rows

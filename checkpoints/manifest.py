@@ -83,9 +83,7 @@ class Manifest:
 
     def newest_first(self) -> list[ManifestRecord]:
         """Records ordered by counter (None last), then by publication order."""
-        return sorted(
-            self.records, key=lambda r: (r.counter is not None, r.counter or 0, r.seq), reverse=True
-        )
+        return sorted(self.records, key=lambda r: (r.counter is not None, r.counter or 0, r.seq), reverse=True)
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -191,8 +189,16 @@ class ManifestStore:
         entry = self.store.upload(src, key)
         self._verify(key, size, digest)
         record = ManifestRecord(
-            name=name, key=key, counter=counter, size=size, sha256=digest, created=self.clock(),
-            session=self.session, file_id=entry.file_id, tags=tuple(tags), seq=seq,
+            name=name,
+            key=key,
+            counter=counter,
+            size=size,
+            sha256=digest,
+            created=self.clock(),
+            session=self.session,
+            file_id=entry.file_id,
+            tags=tuple(tags),
+            seq=seq,
         )
         self.update(lambda m: m.add(record))
         log.info("checkpoint %s (counter %s, %d bytes) stored as %s", name, counter, size, key)

@@ -13,6 +13,7 @@ copy then costs nothing). See docs/checkpoints.md.
 
 from __future__ import annotations
 
+import builtins
 import os
 import stat as stat_mod
 import time
@@ -187,10 +188,10 @@ class PathStore(CheckpointStore):
                 return
             folder = folder.parent
 
-    def sweep_partials(self, older_than: float = 3600.0, now: float | None = None) -> list[Path]:
+    def sweep_partials(self, older_than: float = 3600.0, now: float | None = None) -> builtins.list[Path]:
         """Delete temp files left by copies that were killed (older than ``older_than`` seconds)."""
         limit = (time.time() if now is None else now) - older_than
-        removed: list[Path] = []
+        removed: builtins.list[Path] = []
         for folder, _dirs, files in os.walk(self.root):
             for name in files:
                 if is_temp_name(name):

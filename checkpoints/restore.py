@@ -46,9 +46,7 @@ def restore_checkpoint(
         try:
             store.download(record.key, staged)
         except StorageError as exc:
-            raise CheckpointError(
-                f"cannot restore checkpoint {record.name} ({record.key}) to {dest}: {exc}"
-            ) from exc
+            raise CheckpointError(f"cannot restore checkpoint {record.name} ({record.key}) to {dest}: {exc}") from exc
         checks: list[Validator] = [RecordValidator(record.size, record.sha256), generic_validator(validator)]
         verdict = AllOf(checks).validate(staged)
         if not verdict.ok:

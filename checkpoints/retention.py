@@ -111,9 +111,7 @@ def apply_retention(
     newest = manifest.newest_first()[0]
     entry = store.stat(newest.key)
     if entry is None or entry.size != newest.size:
-        logger.warning(
-            "retention: newest checkpoint %s is not complete in %s; deleting nothing", newest.key, store
-        )
+        logger.warning("retention: newest checkpoint %s is not complete in %s; deleting nothing", newest.key, store)
         return RetentionPlan(keep=plan.keep, delete=())
     doomed = {r.key for r in plan.delete}
     if doomed:

@@ -15,7 +15,7 @@ backend is imported lazily by :func:`open_store`, with an install hint when its 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -34,9 +34,11 @@ class PathStoreSpec(StrictModel):
     """Checkpoints in a folder: local disk or the Colab Drive mount."""
 
     type: Literal["path"] = "path"
-    path: ExpandedPath | None = Field(None, description="Store folder; default <job home>/store.")
+    path: ExpandedPath | None = Field(default=None, description="Store folder; default <job home>/store.")
     max_entries_per_folder: int = Field(
-        1000, ge=2, description="Fan keys out so no folder holds more entries (the Drive mount fails on big ones)."
+        default=1000,
+        ge=2,
+        description="Fan keys out so no folder holds more entries (the Drive mount fails on big ones).",
     )
 
 
@@ -46,26 +48,28 @@ class DriveStoreSpec(StrictModel):
     type: Literal["drive"]
     folder_id: str = Field(min_length=1, description="ID of the Drive folder holding the job's store.")
     credentials: ExpandedPath | None = Field(
-        None,
+        default=None,
         description="Service-account or authorized-user JSON; None = application default credentials "
         "(on Colab after google.colab.auth.authenticate_user()).",
     )
-    shared_drive: bool = Field(False, description="The folder is in a shared drive (needed for service accounts).")
-    chunk_size_mb: int = Field(8, ge=1, le=1024, description="Resumable upload chunk size in MiB.")
+    shared_drive: bool = Field(
+        default=False, description="The folder is in a shared drive (needed for service accounts)."
+    )
+    chunk_size_mb: int = Field(default=8, ge=1, le=1024, description="Resumable upload chunk size in MiB.")
 
 
-StoreSpec = Annotated[Union[PathStoreSpec, DriveStoreSpec], Field(discriminator="type")]
+StoreSpec = Annotated[PathStoreSpec | DriveStoreSpec, Field(discriminator="type")]
 
 
 class RetentionSpec(StrictModel):
     """Which stored checkpoints to keep."""
 
-    keep_last: int = Field(3, ge=1, description="Keep the newest N checkpoints (by counter).")
+    keep_last: int = Field(default=3, ge=1, description="Keep the newest N checkpoints (by counter).")
     milestone_every: int | None = Field(
-        None, ge=1, description="Also keep every checkpoint whose counter is a multiple of this."
+        default=None, ge=1, description="Also keep every checkpoint whose counter is a multiple of this."
     )
-    keep_final: bool = Field(True, description="Keep checkpoints tagged final.")
-    keep_best: bool = Field(True, description="Keep checkpoints tagged best.")
+    keep_final: bool = Field(default=True, description="Keep checkpoints tagged final.")
+    keep_best: bool = Field(default=True, description="Keep checkpoints tagged best.")
 
     def policy(self) -> RetentionPolicy:
         from checkpoints.retention import RetentionPolicy
@@ -90,8 +94,7 @@ def open_store(spec: PathStoreSpec | DriveStoreSpec | None, paths: JobPaths) -> 
             from checkpoints.drive_store import DriveStore
         except ImportError as exc:
             missing = getattr(exc, "name", None) or str(exc)
-            if missing and (missing.startswith("google") or missing.startswith("googleapiclient")
-                            or missing.startswith("httplib2")):
+            if missing.startswith(("google", "httplib2")):
                 raise ConfigError(
                     f"store.type 'drive' needs the Google API client libraries ({missing} is missing): "
                     f"run {DRIVE_INSTALL_HINT}"

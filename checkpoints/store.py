@@ -40,7 +40,7 @@ def check_prefix(prefix: str) -> str:
     """Return ``prefix`` if it is a valid listing prefix: ``""`` or a key, optionally ending in ``/``."""
     if prefix == "":
         return prefix
-    check_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    check_key(prefix.removesuffix("/"))
     return prefix
 
 

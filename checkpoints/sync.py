@@ -24,6 +24,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from checkpoints.discovery import DEFAULT_PATTERNS, counter_from_name
 from checkpoints.filecopy import copy_fd
@@ -31,6 +43,9 @@ from checkpoints.manifest import ManifestRecord, ManifestStore
 from checkpoints.validators import Validator, file_sha256, generic_validator
 from orchestrator.atomic import is_temp_name
 from orchestrator.errors import OrchestratorError, QuotaExceededError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +116,7 @@ class CheckpointSync:
         self._busy = False
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._observer: object | None = None
+        self._observer: BaseObserver | None = None
         self._published = 0
         self._last_record: ManifestRecord | None = None
         self._last_error: str | None = None
@@ -109,9 +124,7 @@ class CheckpointSync:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
-    def start(self) -> CheckpointSync:
-        from watchdog.observers import Observer  # imported here: only the sync needs it
-
+    def start(self) -> Self:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(parents=True, exist_ok=True)
         for leftover in self.staging.iterdir():
@@ -149,13 +162,13 @@ class CheckpointSync:
             self._stopping = True
             self._cond.notify_all()
         if self._observer is not None:
-            self._observer.stop()  # type: ignore[attr-defined]
-            self._observer.join(10)  # type: ignore[attr-defined]
+            self._observer.stop()
+            self._observer.join(10)
         if self._thread is not None:
             self._thread.join(60)
         return flushed
 
-    def __enter__(self) -> CheckpointSync:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -333,16 +346,17 @@ def _copy_snapshot(src: Path, dest: Path) -> int:
         os.close(in_fd)
 
 
-class _Handler:
+class _Handler(FileSystemEventHandler):
     """watchdog event handler: every created/modified/moved-in file is noticed."""
 
     def __init__(self, sync: CheckpointSync) -> None:
+        super().__init__()
         self.sync = sync
 
     # "opened"/"closed_no_write" come from readers (our own snapshot!) and must not re-trigger a copy
-    EVENTS = frozenset({"created", "modified", "moved", "closed"})
+    EVENTS = frozenset({EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED})
 
-    def dispatch(self, event: object) -> None:
+    def dispatch(self, event: FileSystemEvent) -> None:
         if getattr(event, "is_directory", False) or getattr(event, "event_type", "") not in self.EVENTS:
             return
         for attr in ("dest_path", "src_path"):

@@ -73,9 +73,7 @@ class NonEmptyValidator:
 def looks_like_error_page(head: bytes) -> str | None:
     """If ``head`` (the first bytes of a file) is an HTML/XML page or a JSON error, say which; else None."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if any(text.startswith(marker) for marker in _HTML_MARKERS) or (
-        text.startswith(b"<!--") and b"<html" in text
-    ):
+    if any(text.startswith(marker) for marker in _HTML_MARKERS) or (text.startswith(b"<!--") and b"<html" in text):
         return "an HTML page (a download or login error saved under the checkpoint's name)"
     if text.startswith(b"{"):
         try:

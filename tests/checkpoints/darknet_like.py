@@ -12,6 +12,7 @@ from pathlib import Path
 from checkpoints.validators import Verdict
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "darknet"
+assert FIXTURES.is_dir(), f"shared fixtures missing: expected {FIXTURES} (../shared/fixtures beside the checkout)"
 MICRO_SIZE = 248_196
 MICRO_BATCH = 4
 
@@ -27,5 +28,7 @@ class MicroWeightsValidator:
         wide = major * 10 + minor >= 2
         seen = struct.unpack("<q", head[12:20])[0] if wide else struct.unpack("<i", head[12:16])[0]
         if size != MICRO_SIZE:
-            return Verdict(False, f"{path.name} is {size} bytes but micro.cfg weights are {MICRO_SIZE} (truncated or padded)")
+            return Verdict(
+                False, f"{path.name} is {size} bytes but micro.cfg weights are {MICRO_SIZE} (truncated or padded)"
+            )
         return Verdict(True, counter=seen // MICRO_BATCH)

@@ -18,8 +18,6 @@ from tests.checkpoints.darknet_like import FIXTURES, MicroWeightsValidator
 PJ = FIXTURES / "pjreddie"
 HTML = b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head></html>\n" * 20
 
-pytestmark = pytest.mark.skipif(not PJ.is_dir(), reason="shared darknet fixtures not present")
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> PathStore:

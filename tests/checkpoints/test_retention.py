@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,19 @@ from checkpoints.retention import RetentionPolicy, apply_retention, plan_retenti
 from checkpoints.store import StoreEntry
 
 
-def _manifest(counters: list[int | None], tags: dict[int, tuple[str, ...]] | None = None) -> Manifest:
+def _manifest(counters: Sequence[int | None], tags: dict[int, tuple[str, ...]] | None = None) -> Manifest:
     manifest = Manifest()
     for seq, counter in enumerate(counters, start=1):
         manifest = manifest.add(
             ManifestRecord(
-                name="m.weights", key=checkpoint_key("m.weights", seq, 1000), counter=counter, size=10,
-                sha256="0" * 64, created=float(seq), tags=(tags or {}).get(seq, ()), seq=seq,
+                name="m.weights",
+                key=checkpoint_key("m.weights", seq, 1000),
+                counter=counter,
+                size=10,
+                sha256="0" * 64,
+                created=float(seq),
+                tags=(tags or {}).get(seq, ()),
+                seq=seq,
             )
         )
     return manifest

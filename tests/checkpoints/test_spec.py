@@ -3,7 +3,6 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -54,34 +53,32 @@ def test_open_path_store_defaults_to_job_home(tmp_path: Path) -> None:
     assert custom.max_entries_per_folder == 50
 
 
-class _FakeDriveModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Stands in for checkpoints.drive_store (built on another branch) with the given source."""
+class _FakeDriveModule(importlib.abc.MetaPathFinder):
+    """Stands in for checkpoints.drive_store (built on another branch), loaded from a file we write."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
         if fullname == "checkpoints.drive_store":
-            return importlib.util.spec_from_loader(fullname, self)
+            return importlib.util.spec_from_file_location(fullname, self.path)
         return None
-
-    def create_module(self, spec):  # type: ignore[no-untyped-def]
-        return None
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        exec(self.source, module.__dict__)
 
 
 @pytest.fixture
-def fake_drive(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def fake_drive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
     def install(source: str) -> None:
+        module_file = tmp_path / "fake_drive_store.py"
+        module_file.write_text(source)
         monkeypatch.delitem(sys.modules, "checkpoints.drive_store", raising=False)
-        monkeypatch.setattr(sys, "meta_path", [_FakeDriveModule(source), *sys.meta_path])
+        monkeypatch.setattr(sys, "meta_path", [_FakeDriveModule(module_file), *sys.meta_path])
 
     return install
 
 
-def test_missing_google_libraries_give_install_hint(fake_drive, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_google_libraries_give_install_hint(
+    fake_drive, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setitem(sys.modules, "googleapiclient", None)  # as if not installed
     fake_drive("import googleapiclient.discovery\n")
     with pytest.raises(ConfigError, match=r"pip install 'orchestrator\[drive\]'"):
@@ -98,3 +95,29 @@ def test_drive_store_is_built_from_spec(fake_drive, tmp_path: Path) -> None:  # 
     spec = DriveStoreSpec(type="drive", folder_id="folder-1", shared_drive=True)
     store = open_store(spec, JobPaths(tmp_path, tmp_path))
     assert type(store).__name__ == "DriveStore" and store.spec is spec  # type: ignore[attr-defined]
+
+
+def test_spec_module_imports_only_pydantic_and_stdlib() -> None:
+    import subprocess
+
+    code = (
+        "import sys, checkpoints.spec\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('watchdog', 'googleapiclient', 'torch', 'cv2')]\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('checkpoints.'))\n"
+        "print(heavy, loaded)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    assert out.strip() == "[] ['checkpoints.spec']"
+
+
+def test_package_exports_resolve() -> None:
+    import checkpoints
+
+    for name in checkpoints.__all__:
+        assert getattr(checkpoints, name) is not None, name

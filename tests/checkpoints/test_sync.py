@@ -85,7 +85,7 @@ def test_in_place_rewrites_of_a_50mb_file_never_publish_a_torn_copy(tmp_path: Pa
         assert digest in complete, f"{record.key} is not one of the complete versions (torn copy)"
         assert record.sha256 == digest and record.counter == complete[digest]
     assert max(r.counter or 0 for r in records) == versions, "the final version must be in the store after flush"
-    assert [r.counter for r in sorted(records, key=lambda r: r.seq)] == sorted(r.counter for r in records)
+    assert [r.counter for r in sorted(records, key=lambda r: r.seq)] == sorted(r.counter or 0 for r in records)
     stored = {e.key for e in store.list("checkpoints/")}
     assert stored == {r.key for r in records}, "only manifest-recorded objects are in the store"
     assert sync.status().lag_seconds == 0 and sync.status().pending == ()
