@@ -42,6 +42,7 @@ KEY_PROP, PENDING_PROP, GEN_PROP = "orch_key", "orch_pending", "orch_gen"
 MAX_KEY_BYTES = 124 - len(PENDING_PROP)
 FIELDS = "id,name,size,md5Checksum,modifiedTime,properties,trashed"
 FOLDER_MIME = "application/vnd.google-apps.folder"
+COPY_BLOCK = 1 << 20  # bytes per write of a download into its temp file
 _REPLACED_RETRIES = 25  # times a reader re-resolves a key whose file was replaced under it (a busy writer)
 
 
@@ -295,7 +296,7 @@ class DriveStore(CheckpointStore):
         raise StorageError(f"Drive object {key!r} kept changing while it was read; retry later")
 
     def download(self, key: str, dest: Path) -> StoreEntry:
-        return self._fetch(key, lambda reader: atomic_copy_stream(reader, Path(dest), self.chunk_size))  # type: ignore[arg-type]
+        return self._fetch(key, lambda reader: atomic_copy_stream(reader, Path(dest), COPY_BLOCK))  # type: ignore[arg-type]
 
     def read_bytes(self, key: str) -> bytes:
         out: list[bytes] = []

@@ -99,6 +99,17 @@ def _send_chunks(request: Any, retry: DriveRetry, http: Callable[[], Any], what:
     return dict(response)
 
 
+class _ChunkSink:
+    """Where MediaIoBaseDownload writes each chunk: kept by reference, not copied into a buffer."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self._parts = parts
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(data)
+        return len(data)
+
+
 class DriveReader(io.RawIOBase):
     """Read-only stream of one Drive file's content, fetched in ranged chunks and verified at the end."""
 
@@ -113,9 +124,9 @@ class DriveReader(io.RawIOBase):
         what: str,
     ) -> None:
         super().__init__()
-        self._buffer = io.BytesIO()
+        self._received: list[bytes] = []
         self._pending = memoryview(b"")
-        self._download = MediaIoBaseDownload(self._buffer, request, chunksize=chunk_size)
+        self._download = MediaIoBaseDownload(_ChunkSink(self._received), request, chunksize=chunk_size)
         self._retry = retry
         self._what = what
         self._expected = (expected_size, expected_md5)
@@ -129,9 +140,8 @@ class DriveReader(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         while not self._pending and not self._done:
             _status, self._done = self._retry.call(self._download.next_chunk, self._what)
-            self._pending = memoryview(self._buffer.getvalue())
-            self._buffer.seek(0)
-            self._buffer.truncate()
+            self._pending = memoryview(b"".join(self._received))  # one part: no copy
+            self._received.clear()
             if not self._pending and not self._done:
                 raise StorageError(f"Drive {self._what}: Drive sent an empty chunk before the end of the file")
         if not self._pending:

@@ -221,6 +221,14 @@ class FakeFile:
     created: float = field(default_factory=time.time)
     modified: float = field(default_factory=time.time)
     listable_after: float = 0.0
+    _md5: tuple[int, str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def md5(self) -> str:
+        """MD5 of the content, computed once per content (listings ask for it on every file)."""
+        if self._md5 is None or self._md5[0] != id(self.content):
+            self._md5 = (id(self.content), hashlib.md5(self.content).hexdigest())
+        return self._md5[1]
 
     def resource(self) -> dict[str, Any]:
         res: dict[str, Any] = {
@@ -239,7 +247,7 @@ class FakeFile:
             res["properties"] = dict(self.properties)
         if self.mime_type != FOLDER_MIME:
             res["size"] = str(len(self.content))
-            res["md5Checksum"] = hashlib.md5(self.content).hexdigest()
+            res["md5Checksum"] = self.md5
         return res
 
 
