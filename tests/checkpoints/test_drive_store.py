@@ -363,3 +363,31 @@ def test_big_object_roundtrip_through_write_bytes_and_read_bytes(fake: DriveFake
     data = os.urandom(24 << 20)
     store.write_bytes("big.bin", data)
     assert store.read_bytes("big.bin") == data
+
+
+def test_store_without_http_factory_serialises_requests_on_the_services_client(fake: DriveFake, tmp_path: Path) -> None:
+    """A caller may hand in just a service object; requests then share its one httplib2 client, one at a time."""
+    import threading
+
+    from checkpoints.drive_auth import build_drive_service, plain_http_factory
+    from checkpoints.drive_retry import DriveRetry
+
+    service = build_drive_service(plain_http_factory(), root_url=fake.root_url)
+    store = DriveStore(service, fake.add_folder(), chunk_size=256 * KIB, retry=DriveRetry(initial=0.001, maximum=0.01))
+    blobs = {f"t{i}/w.bin": os.urandom(600 * KIB + i) for i in range(4)}
+    errors: list[BaseException] = []
+
+    def roundtrip(key: str) -> None:
+        try:
+            store.write_bytes(key, blobs[key])
+            assert store.read_bytes(key) == blobs[key]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=roundtrip, args=(key,)) for key in blobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert sorted(e.key for e in store.list("")) == sorted(blobs)
