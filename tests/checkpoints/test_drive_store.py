@@ -381,7 +381,7 @@ def test_store_without_http_factory_serialises_requests_on_the_services_client(f
         try:
             store.write_bytes(key, blobs[key])
             assert store.read_bytes(key) == blobs[key]
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - surfaced in the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=roundtrip, args=(key,)) for key in blobs]
