@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,8 +129,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "src.weights"
             with open(src, "wb") as fh:
-                for _ in range(opts.size_mb):
-                    fh.write(os.urandom(1 << 20))
+                fh.writelines(os.urandom(1 << 20) for _ in range(opts.size_mb))
             for rnd in range(opts.rounds):
                 order = ["raw", "store"] if rnd % 2 == 0 else ["store", "raw"]
                 raw_id = ""
