@@ -119,13 +119,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     opts = parser.parse_args()
     size, chunk = opts.size_mb << 20, opts.chunk_mb << 20
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(REPO)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout is not None
         root, folder = server.stdout.readline().split()
-        results: dict[str, list[dict]] = {k: [] for k in ("raw_upload", "store_upload", "raw_download",
-                                                          "store_download")}
+        results: dict[str, list[dict]] = {
+            k: [] for k in ("raw_upload", "store_upload", "raw_download", "store_download")
+        }
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "src.weights"
             with open(src, "wb") as fh:

@@ -136,9 +136,11 @@ class DriveRetry:
             sleep=self.sleep,
             reraise=True,
             before_sleep=lambda state: log.warning(
-                "Drive %s failed (%s), retry %d of %d", what,
+                "Drive %s failed (%s), retry %d of %d",
+                what,
                 _describe(state.outcome.exception() if state.outcome else None),
-                state.attempt_number, self.attempts - 1,
+                state.attempt_number,
+                self.attempts - 1,
             ),
         )
         try:
@@ -148,9 +150,13 @@ class DriveRetry:
         except StorageError:
             raise
         except OSError as exc:
-            raise StorageError(f"Drive {what} failed: {_describe(exc)} (network); check the connection and retry") from exc
+            raise StorageError(
+                f"Drive {what} failed: {_describe(exc)} (network); check the connection and retry"
+            ) from exc
         except TRANSPORT_ERRORS as exc:
-            raise StorageError(f"Drive {what} failed: {_describe(exc)} (network); check the connection and retry") from exc
+            raise StorageError(
+                f"Drive {what} failed: {_describe(exc)} (network); check the connection and retry"
+            ) from exc
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -196,8 +196,10 @@ class DriveStore(CheckpointStore):
 
     def _published(self, key: str) -> list[dict[str, Any]]:
         """Every published file of ``key``, newest generation first (normally one)."""
-        found = {m["id"]: m for m in self._query(f"properties has {{ key='{KEY_PROP}' and value={_quote(key)} }}",
-                                                 f"lookup of {key!r}")}
+        found = {
+            m["id"]: m
+            for m in self._query(f"properties has {{ key='{KEY_PROP}' and value={_quote(key)} }}", f"lookup of {key!r}")
+        }
         known = self._ids.get(key)
         if known and known not in found:
             meta = self._get(known, f"lookup of {key!r}")
@@ -261,7 +263,9 @@ class DriveStore(CheckpointStore):
                     self._forget(key, file_id)
                 else:
                     consider(found)
-        return [self._entry(meta) for _gen, meta in sorted(newest.values(), key=lambda gm: gm[1]["properties"][KEY_PROP])]
+        return [
+            self._entry(meta) for _gen, meta in sorted(newest.values(), key=lambda gm: gm[1]["properties"][KEY_PROP])
+        ]
 
     def stat(self, key: str) -> StoreEntry | None:
         meta = self._current(check_drive_key(key))
@@ -346,8 +350,17 @@ class DriveStore(CheckpointStore):
         params = {"fields": FIELDS, **self._drive_params}
         try:
             with self._exclusive():
-                meta = upload_file(self._files, fh, size, body, chunk_size=self.chunk_size, retry=self.retry,
-                                   http=self._http, params=params, what=what)
+                meta = upload_file(
+                    self._files,
+                    fh,
+                    size,
+                    body,
+                    chunk_size=self.chunk_size,
+                    retry=self.retry,
+                    http=self._http,
+                    params=params,
+                    what=what,
+                )
         except DriveNotFound as exc:
             raise self._folder_missing(what) from exc
         if int(meta.get("size", -1)) != size or meta.get("md5Checksum") != md5:
@@ -364,8 +377,10 @@ class DriveStore(CheckpointStore):
         previous = [m["id"] for m in self._published(key)]
         meta = self._call(
             lambda: self._files.update(
-                fileId=staged["id"], body={"properties": {KEY_PROP: key, PENDING_PROP: None}},
-                fields=FIELDS, **self._drive_params,
+                fileId=staged["id"],
+                body={"properties": {KEY_PROP: key, PENDING_PROP: None}},
+                fields=FIELDS,
+                **self._drive_params,
             ),
             what,
         )

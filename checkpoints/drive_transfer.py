@@ -88,7 +88,9 @@ def upload_file(
     raise StorageError(f"Drive {what}: the upload session expired {SESSION_RESTARTS + 1} times; retry later")
 
 
-def _send_chunks(request: Any, retry: DriveRetry, http: Callable[[], Any], what: str, watch: UploadCapWatch) -> dict[str, Any]:
+def _send_chunks(
+    request: Any, retry: DriveRetry, http: Callable[[], Any], what: str, watch: UploadCapWatch
+) -> dict[str, Any]:
     """Drive one resumable session to its end, each step retried; returns the new file's metadata."""
     response = None
     while response is None:

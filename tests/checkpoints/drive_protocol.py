@@ -27,8 +27,16 @@ UPLOAD_GRANULARITY = 256 * 1024  # Drive wants non-final resumable chunks in mul
 _STRING = r"'((?:[^'\\]|\\.)*)'"
 _TERMS = [
     ("in_parents", re.compile(_STRING + r"\s+in\s+parents")),
-    ("property", re.compile(r"(appProperties|properties)\s+has\s+\{\s*key\s*=\s*" + _STRING + r"\s+and\s+value\s*=\s*"
-                                + _STRING + r"\s*\}")),
+    (
+        "property",
+        re.compile(
+            r"(appProperties|properties)\s+has\s+\{\s*key\s*=\s*"
+            + _STRING
+            + r"\s+and\s+value\s*=\s*"
+            + _STRING
+            + r"\s*\}"
+        ),
+    ),
     ("name_eq", re.compile(r"name\s*=\s*" + _STRING)),
     ("name_contains", re.compile(r"name\s+contains\s+" + _STRING)),
     ("trashed", re.compile(r"trashed\s*=\s*(true|false)")),
@@ -60,12 +68,12 @@ def parse_query(q: str) -> list[Term]:
                 pos = match.end()
                 break
         else:
-            raise ValueError(f"cannot parse query at {text[pos:pos + 40]!r}")
+            raise ValueError(f"cannot parse query at {text[pos : pos + 40]!r}")
         joiner = _AND.match(text, pos)
         if joiner:
             pos = joiner.end()
         elif pos < len(text):
-            raise ValueError(f"expected 'and' at {text[pos:pos + 40]!r}")
+            raise ValueError(f"expected 'and' at {text[pos : pos + 40]!r}")
     return terms
 
 
@@ -194,6 +202,7 @@ def content_range(header: str) -> tuple[int | None, int | None, int | None]:
 
 
 # -- the fake's resource model ------------------------------------------------------------------------------
+
 
 @dataclass
 class Fault:

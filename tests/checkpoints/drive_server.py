@@ -139,7 +139,9 @@ class DriveFake:
         with self.lock:
             self.requests.append((operation, ""))
             for i, fault in enumerate(self.faults):
-                if fault.on in ("any", operation) or (fault.on == "upload" and operation.startswith(("upload", "chunk"))):
+                if fault.on in ("any", operation) or (
+                    fault.on == "upload" and operation.startswith(("upload", "chunk"))
+                ):
                     if fault.skip:
                         fault.skip -= 1
                         return None
@@ -383,9 +385,24 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 result = fake.list_files(query)
             except ValueError as exc:
-                self._reply(400, {"error": {"code": 400, "message": f"Invalid Value: {exc}", "errors": [
-                    {"domain": "global", "reason": "invalid", "message": "Invalid Value", "locationType": "parameter",
-                     "location": "q"}]}})
+                self._reply(
+                    400,
+                    {
+                        "error": {
+                            "code": 400,
+                            "message": f"Invalid Value: {exc}",
+                            "errors": [
+                                {
+                                    "domain": "global",
+                                    "reason": "invalid",
+                                    "message": "Invalid Value",
+                                    "locationType": "parameter",
+                                    "location": "q",
+                                }
+                            ],
+                        }
+                    },
+                )
                 return
             self._reply(200, select_fields(result, fields, listing=True))
             return
@@ -489,8 +506,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.corrupt_media:
             part = bytes([part[0] ^ 0xFF]) + part[1:]
         self._reply(206, raw=part, headers=headers)
-
-
 
 
 def loopback_store(fake: DriveFake, folder_id: str, **kwargs: Any) -> Any:

@@ -125,7 +125,9 @@ def test_dropped_connection_mid_chunk_resumes_and_resends_at_most_the_chunk_in_f
     assert fake.status_queries == 1, "one status query after the drop, then on from Drive's offset"
 
 
-def test_upload_survives_repeated_drops_and_failing_status_queries(fake: DriveFake, store: DriveStore, src: Path) -> None:
+def test_upload_survives_repeated_drops_and_failing_status_queries(
+    fake: DriveFake, store: DriveStore, src: Path
+) -> None:
     fake.inject("drop", on="chunk", skip=4, drop_after=10 * KIB)
     fake.inject("503", on="chunk")  # the status query after the drop
     fake.inject("drop", on="chunk", drop_after=CHUNK - 1)  # the status query again

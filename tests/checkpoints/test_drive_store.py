@@ -39,8 +39,9 @@ def _leave_partial(store: DriveStore, key: str) -> None:
     store.stage(io.BytesIO(b"half a checkpoint"), key)
     from googleapiclient.http import MediaIoBaseUpload
 
-    media = MediaIoBaseUpload(io.BytesIO(os.urandom(600 * KIB)), "application/octet-stream",
-                              chunksize=256 * KIB, resumable=True)
+    media = MediaIoBaseUpload(
+        io.BytesIO(os.urandom(600 * KIB)), "application/octet-stream", chunksize=256 * KIB, resumable=True
+    )
     body = {"name": key, "parents": [store.folder_id], "properties": {PENDING_PROP: key}}
     request = store._files.create(body=body, media_body=media)
     status, done = request.next_chunk(http=store._http())
@@ -145,8 +146,9 @@ def test_duplicate_published_files_resolve_to_the_newest_generation(fake: DriveF
     store = loopback_store(fake, folder)
     store.write_bytes("k.bin", b"new")
     with fake.lock:
-        fake.create_file({"name": "k.bin", "parents": [folder],
-                          "properties": {KEY_PROP: "k.bin", GEN_PROP: "1"}}, b"old")
+        fake.create_file(
+            {"name": "k.bin", "parents": [folder], "properties": {KEY_PROP: "k.bin", GEN_PROP: "1"}}, b"old"
+        )
     fresh = loopback_store(fake, folder)
     assert fresh.read_bytes("k.bin") == b"new"
     assert [(e.key, e.size) for e in fresh.list("")] == [("k.bin", 3)]
@@ -168,8 +170,10 @@ def test_listing_pages_through_many_objects(fake: DriveFake) -> None:
     store = loopback_store(fake, folder)
     with fake.lock:  # 2500 published objects made directly on the server: listing needs three pages
         for i in range(2500):
-            fake.create_file({"name": f"{i}", "parents": [folder],
-                              "properties": {KEY_PROP: f"many/{i:05d}.bin", GEN_PROP: "1"}}, b"x")
+            fake.create_file(
+                {"name": f"{i}", "parents": [folder], "properties": {KEY_PROP: f"many/{i:05d}.bin", GEN_PROP: "1"}},
+                b"x",
+            )
     entries = store.list("many/")
     assert len(entries) == 2500 and entries[0].key == "many/00000.bin"
     assert fake.count("list") == 3
@@ -218,11 +222,18 @@ def _service_account_file(path: Path) -> Path:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    info = {"type": "service_account", "project_id": "p", "private_key_id": "k1", "private_key": pem,
-            "client_email": "orch@p.iam.gserviceaccount.com", "client_id": "1",
-            "token_uri": "https://oauth2.googleapis.com/token"}
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "p",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "orch@p.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
     path.write_text(json.dumps(info))
     return path
 
@@ -233,8 +244,9 @@ def test_credentials_type_is_detected_from_the_json(tmp_path: Path) -> None:
     assert sa.service_account_email == "orch@p.iam.gserviceaccount.com"
     assert tuple(sa.scopes) == DRIVE_SCOPES
     user_file = tmp_path / "token.json"
-    user_file.write_text(json.dumps({"type": "authorized_user", "client_id": "c", "client_secret": "s",
-                                     "refresh_token": "r-SECRET"}))
+    user_file.write_text(
+        json.dumps({"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r-SECRET"})
+    )
     user = load_credentials(user_file)
     assert user.refresh_token == "r-SECRET" and tuple(user.scopes) == DRIVE_SCOPES
 
@@ -266,8 +278,13 @@ def test_from_spec_builds_an_offline_client(tmp_path: Path) -> None:
     from checkpoints.spec import DriveStoreSpec, open_store
     from orchestrator.paths import JobPaths
 
-    spec = DriveStoreSpec(type="drive", folder_id="F1", credentials=_service_account_file(tmp_path / "sa.json"),
-                          shared_drive=True, chunk_size_mb=16)
+    spec = DriveStoreSpec(
+        type="drive",
+        folder_id="F1",
+        credentials=_service_account_file(tmp_path / "sa.json"),
+        shared_drive=True,
+        chunk_size_mb=16,
+    )
     store = DriveStore.from_spec(spec)  # no network: the discovery document ships with the library
     assert (store.folder_id, store.shared_drive, store.chunk_size) == ("F1", True, 16 << 20)
     opened = open_store(spec, JobPaths(tmp_path / "home", tmp_path / "work"))
