@@ -11,7 +11,8 @@ Publishing (atomic for readers). ``upload``/``write_bytes`` create a *new* file 
 on it (one metadata PATCH) and delete the previous file(s) of that key with ``files.delete`` (permanent, no
 trash). A reader sees the old complete object or the new complete object; a crash mid-upload leaves a pending
 file that no reader sees and the next upload of that key deletes. If two published files of a key exist (a
-crash between publish and delete) the newer ``orch_gen`` wins.
+crash between publish and delete) the higher ``orch_gen`` wins: set at publish to the time in nanoseconds, but
+always above every version already published (a machine whose clock is behind still publishes "newer").
 
 Finding keys. Listings lag (a new file can be missing from ``files.list`` for a while; ``files.get`` by ID sees
 it at once), so the store remembers the ID of every file it published or resolved and asks for that ID first;
@@ -23,43 +24,38 @@ listing has caught up, and the manifest records IDs as well.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from checkpoints.drive_auth import authorized_http_factory, build_drive_service, load_credentials
+from checkpoints.drive_layout import (
+    FIELDS,
+    FOLDER_MIME,
+    GEN_PROP,
+    KEY_PROP,
+    PENDING_PROP,
+    check_drive_key,
+    entry_of,
+    file_epoch,
+    generation,
+    property_query,
+    quote,
+)
 from checkpoints.drive_retry import DriveNotFound, DriveRetry
 from checkpoints.drive_transfer import CHUNK_UNIT, DriveReader, file_digest, open_source, upload_file
-from checkpoints.store import CheckpointStore, StoreEntry, check_key, check_prefix
+from checkpoints.store import CheckpointStore, StoreEntry, check_prefix
 from orchestrator.atomic import atomic_copy_stream
 from orchestrator.errors import StorageError
 
-KEY_PROP, PENDING_PROP, GEN_PROP = "orch_key", "orch_pending", "orch_gen"
-MAX_KEY_BYTES = 124 - len(PENDING_PROP)
-FIELDS = "id,name,size,md5Checksum,modifiedTime,properties,trashed"
-FOLDER_MIME = "application/vnd.google-apps.folder"
+log = logging.getLogger(__name__)
+
 COPY_BLOCK = 1 << 20  # bytes per write of a download into its temp file
 _REPLACED_RETRIES = 25  # times a reader re-resolves a key whose file was replaced under it (a busy writer)
-
-
-def check_drive_key(key: str) -> str:
-    """A valid store key (see ``checkpoints.store.check_key``) that also fits in a Drive property."""
-    check_key(key)
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise StorageError(f"store key {key!r} is longer than {MAX_KEY_BYTES} UTF-8 bytes (Drive property limit)")
-    return key
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _epoch(rfc3339: str) -> float:
-    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
 class DriveStore(CheckpointStore):
@@ -140,14 +136,6 @@ class DriveStore(CheckpointStore):
             return {"spaces": "drive"}
         return {"supportsAllDrives": True, "includeItemsFromAllDrives": True, "corpora": "allDrives"}
 
-    def _entry(self, meta: dict[str, Any]) -> StoreEntry:
-        return StoreEntry(
-            key=meta["properties"][KEY_PROP],
-            size=int(meta.get("size", 0)),
-            modified=_epoch(meta["modifiedTime"]),
-            file_id=meta["id"],
-        )
-
     def _folder_missing(self, what: str) -> StorageError:
         hint = "" if self.shared_drive else "; if it is in a shared drive, set shared_drive: true"
         return StorageError(
@@ -169,7 +157,7 @@ class DriveStore(CheckpointStore):
     # -- finding files ---------------------------------------------------------------------------------------
 
     def _query(self, extra: str, what: str) -> Iterator[dict[str, Any]]:
-        q = f"{_quote(self.folder_id)} in parents and trashed = false" + (f" and {extra}" if extra else "")
+        q = f"{quote(self.folder_id)} in parents and trashed = false" + (f" and {extra}" if extra else "")
         token: str | None = None
         while True:
             page = self._call(self._list_request(q, token), what)
@@ -196,20 +184,17 @@ class DriveStore(CheckpointStore):
 
     def _published(self, key: str) -> list[dict[str, Any]]:
         """Every published file of ``key``, newest generation first (normally one)."""
-        found = {
-            m["id"]: m
-            for m in self._query(f"properties has {{ key='{KEY_PROP}' and value={_quote(key)} }}", f"lookup of {key!r}")
-        }
+        found = {m["id"]: m for m in self._query(property_query(KEY_PROP, key), f"lookup of {key!r}")}
         known = self._ids.get(key)
         if known and known not in found:
             meta = self._get(known, f"lookup of {key!r}")
             if meta is not None and (meta.get("properties") or {}).get(KEY_PROP) == key:
                 found[known] = meta
-        return sorted(found.values(), key=lambda m: int((m.get("properties") or {}).get(GEN_PROP, "0")), reverse=True)
+        return sorted(found.values(), key=generation, reverse=True)
 
     def _pending(self, key: str, what: str) -> Iterator[dict[str, Any]]:
         """Unpublished uploads of ``key`` (crash leftovers, or the one being published right now)."""
-        return self._query(f"properties has {{ key='{PENDING_PROP}' and value={_quote(key)} }}", what)
+        return self._query(property_query(PENDING_PROP, key), what)
 
     def _current(self, key: str) -> dict[str, Any] | None:
         """Metadata of the file a reader of ``key`` should see, by remembered ID first, else by query."""
@@ -250,7 +235,7 @@ class DriveStore(CheckpointStore):
             key = props.get(KEY_PROP)
             if key is None or not key.startswith(prefix):
                 return
-            gen = int(props.get(GEN_PROP, "0"))
+            gen = generation(meta)
             if key not in newest or gen > newest[key][0]:
                 newest[key] = (gen, meta)
 
@@ -263,13 +248,11 @@ class DriveStore(CheckpointStore):
                     self._forget(key, file_id)
                 else:
                     consider(found)
-        return [
-            self._entry(meta) for _gen, meta in sorted(newest.values(), key=lambda gm: gm[1]["properties"][KEY_PROP])
-        ]
+        return [entry_of(meta) for _g, meta in sorted(newest.values(), key=lambda gm: gm[1]["properties"][KEY_PROP])]
 
     def stat(self, key: str) -> StoreEntry | None:
         meta = self._current(check_drive_key(key))
-        return None if meta is None else self._entry(meta)
+        return None if meta is None else entry_of(meta)
 
     def _reader(self, meta: dict[str, Any], key: str) -> DriveReader:
         request = self._files.get_media(fileId=meta["id"], **self._drive_params)
@@ -294,7 +277,7 @@ class DriveStore(CheckpointStore):
             try:
                 with self._exclusive():
                     sink(self._reader(meta, key))
-                return self._entry(meta)
+                return entry_of(meta)
             except DriveNotFound:
                 self._forget(key, meta["id"])  # replaced by a newer upload (or deleted): look again
         raise StorageError(f"Drive object {key!r} kept changing while it was read; retry later")
@@ -330,7 +313,7 @@ class DriveStore(CheckpointStore):
         swept = 0
         for meta in self._query("", "sweep of unpublished uploads"):
             props = meta.get("properties") or {}
-            if PENDING_PROP in props and KEY_PROP not in props and _epoch(meta["modifiedTime"]) < cutoff:
+            if PENDING_PROP in props and KEY_PROP not in props and file_epoch(meta["modifiedTime"]) < cutoff:
                 self._delete_id(meta["id"], f"removal of the unpublished upload of {props[PENDING_PROP]!r}")
                 swept += 1
         return swept
@@ -344,7 +327,7 @@ class DriveStore(CheckpointStore):
             "name": key,
             "parents": [self.folder_id],
             "mimeType": "application/octet-stream",
-            "properties": {PENDING_PROP: key, GEN_PROP: str(time.time_ns())},
+            "properties": {PENDING_PROP: key},
         }
         what = f"upload of {key!r}"
         params = {"fields": FIELDS, **self._drive_params}
@@ -374,11 +357,14 @@ class DriveStore(CheckpointStore):
     def _publish(self, fh: Any, key: str) -> StoreEntry:
         staged = self.stage(fh, key)
         what = f"publish of {key!r}"
-        previous = [m["id"] for m in self._published(key)]
+        published = self._published(key)
+        previous = [m["id"] for m in published]
+        # newer than every version seen, even if this machine's clock is behind the one that wrote them
+        gen = max([time.time_ns()] + [generation(m) + 1 for m in published])
         meta = self._call(
             lambda: self._files.update(
                 fileId=staged["id"],
-                body={"properties": {KEY_PROP: key, PENDING_PROP: None}},
+                body={"properties": {KEY_PROP: key, PENDING_PROP: None, GEN_PROP: str(gen)}},
                 fields=FIELDS,
                 **self._drive_params,
             ),
@@ -388,5 +374,8 @@ class DriveStore(CheckpointStore):
         stale = previous + [m["id"] for m in self._pending(key, what)]
         for file_id in stale:
             if file_id != meta["id"]:
-                self._delete_id(file_id, f"removal of the previous version of {key!r}")
-        return self._entry(meta)
+                try:
+                    self._delete_id(file_id, f"removal of the previous version of {key!r}")
+                except StorageError as exc:  # published already; readers pick the newest; the next publish retries
+                    log.warning("Drive store: %s (left for the next upload or delete of %r)", exc, key)
+        return entry_of(meta)

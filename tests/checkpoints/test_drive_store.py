@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from checkpoints.drive_auth import DRIVE_SCOPES, load_credentials, static_drive_document
-from checkpoints.drive_store import GEN_PROP, KEY_PROP, PENDING_PROP, DriveStore
+from checkpoints.drive_layout import GEN_PROP, KEY_PROP, PENDING_PROP
+from checkpoints.drive_store import DriveStore
 from orchestrator.errors import ConfigError, StorageError
 from tests.checkpoints.contract import StoreContract
 from tests.checkpoints.drive_server import DriveFake, loopback_store
@@ -154,6 +156,24 @@ def test_duplicate_published_files_resolve_to_the_newest_generation(fake: DriveF
     assert [(e.key, e.size) for e in fresh.list("")] == [("k.bin", 3)]
     fresh.write_bytes("k.bin", b"newest")  # the next publish cleans both up
     assert [f.content for f in fake.children(folder)] == [b"newest"]
+
+
+def test_a_machine_with_a_slow_clock_still_publishes_the_newest_version(
+    fake: DriveFake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = fake.add_folder()
+    loopback_store(fake, folder).write_bytes("state/manifest.json", b"from the first machine")
+    real_ns = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real_ns() - 3600 * 10**9)  # an hour behind
+    fake.inject("503", on="delete", times=100)  # the old version cannot be deleted: both stay published
+    behind = loopback_store(fake, folder)
+    behind.write_bytes("state/manifest.json", b"from the second machine")
+    assert "left for the next upload" in caplog.text
+    assert len(fake.children(folder)) == 2
+    assert loopback_store(fake, folder).read_bytes("state/manifest.json") == b"from the second machine"
+    fake.faults.clear()
+    behind.write_bytes("state/manifest.json", b"third")  # cleans up both older versions
+    assert [f.content for f in fake.children(folder)] == [b"third"]
 
 
 def test_unpublished_leftovers_are_invisible_and_cleaned_by_the_next_upload(fake: DriveFake) -> None:
