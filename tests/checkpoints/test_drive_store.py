@@ -428,3 +428,27 @@ def test_store_without_http_factory_serialises_requests_on_the_services_client(f
         thread.join(30)
     assert not errors, errors
     assert sorted(e.key for e in store.list("")) == sorted(blobs)
+
+
+def test_the_fake_speaks_files_update_uploads_as_the_client_library_sends_them(fake: DriveFake) -> None:
+    """The store never updates content in place, but the fake must answer every upload form the library uses."""
+    from googleapiclient.http import MediaIoBaseUpload
+
+    from checkpoints.drive_auth import build_drive_service, plain_http_factory
+
+    files = build_drive_service(plain_http_factory(), root_url=fake.root_url).files()
+    folder = fake.add_folder()
+    created = files.create(body={"name": "f", "parents": [folder]}, fields="id").execute()
+    small = MediaIoBaseUpload(io.BytesIO(b"multipart content"), "application/octet-stream")
+    meta = files.update(fileId=created["id"], body={"name": "g"}, media_body=small, fields="name,size").execute()
+    assert meta == {"name": "g", "size": "17"}
+    big = os.urandom(700 * KIB)
+    media = MediaIoBaseUpload(io.BytesIO(big), "application/octet-stream", chunksize=256 * KIB, resumable=True)
+    request = files.update(fileId=created["id"], media_body=media, fields="id,md5Checksum")
+    response = None
+    while response is None:
+        _status, response = request.next_chunk()
+    assert response["id"] == created["id"] and fake.files[created["id"]].content == big
+    listed = files.list(q=f"'{folder}' in parents and name = 'g' and trashed = false", fields="files(id)").execute()
+    assert listed == {"files": [{"id": created["id"]}]}
+    assert files.get(fileId=created["id"]).execute()["name"] == "g"  # v3 default fields: kind, id, name, mimeType
