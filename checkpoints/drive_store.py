@@ -143,6 +143,12 @@ class DriveStore(CheckpointStore):
             f"credentials (check store.folder_id; share the folder with the service account's e-mail{hint})"
         )
 
+    def check_usable(self) -> None:
+        self.verify_folder()
+
+    def sweep_leftovers(self, older_than: float = 24 * 3600.0) -> int:
+        return self.sweep_unpublished(older_than)
+
     def verify_folder(self) -> None:
         """Check that ``folder_id`` is a folder these credentials can see (call at start-up for a clear error)."""
         meta = self._get_folder()

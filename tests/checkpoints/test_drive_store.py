@@ -64,6 +64,10 @@ class TestDriveStoreContract(StoreContract):
 class TestDriveStoreContractWithListingLag(StoreContract):
     """The same contract while files.list lags: recorded IDs keep just-written keys visible."""
 
+    def test_sweep_leftovers_removes_partials_and_keeps_published(self, store: DriveStore) -> None:
+        pytest.skip("a sweep finds partials through files.list, which lags by design here; real sweeps run at "
+                    "session start on partials left by earlier sessions, long visible by then")
+
     big_size = 1 * 1024 * KIB + 12345
 
     @pytest.fixture
