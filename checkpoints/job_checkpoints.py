@@ -86,7 +86,14 @@ class JobCheckpoints:
     # -- resume --------------------------------------------------------------------------------------------
 
     def resume(self, restore_dir: Path | None = None) -> ResumePoint | None:
-        """The newest valid checkpoint as a local file (restored from the store if needed), or None."""
+        """The newest valid checkpoint as a local file (restored from the store if needed), or None.
+
+        Call it at session start while holding the job's lease: it also checks the store is usable and sweeps
+        partial objects left by a writer that was killed mid-copy."""
+        self.store.check_usable()
+        swept = self.store.sweep_leftovers()
+        if swept:
+            self.log.info("checkpoint: removed %d partial object(s) left by an interrupted copy", swept)
         point = prepare_resume(
             self.store,
             self.manifests.load(),

@@ -188,6 +188,9 @@ class PathStore(CheckpointStore):
                 return
             folder = folder.parent
 
+    def sweep_leftovers(self, older_than: float = 24 * 3600.0) -> int:
+        return len(self.sweep_partials(older_than))
+
     def sweep_partials(self, older_than: float = 3600.0, now: float | None = None) -> builtins.list[Path]:
         """Delete temp files left by copies that were killed (older than ``older_than`` seconds)."""
         limit = (time.time() if now is None else now) - older_than

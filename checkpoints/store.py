@@ -93,3 +93,11 @@ class CheckpointStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` permanently (no quota-eating trash copy where the backend allows); absent is fine."""
+
+    def check_usable(self) -> None:
+        """Raise StorageError with a clear message if the store cannot be used (wrong folder, no access)."""
+
+    def sweep_leftovers(self, older_than: float = 24 * 3600.0) -> int:
+        """Remove partial objects left by writers killed mid-copy, older than ``older_than`` seconds; call only
+        while holding the job's lease. Returns how many were removed."""
+        return 0

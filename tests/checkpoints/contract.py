@@ -58,6 +58,14 @@ class StoreContract:
         """
         pytest.skip("backend does not describe how a partial object looks")
 
+    def test_sweep_leftovers_removes_partials_and_keeps_published(self, store: CheckpointStore) -> None:
+        store.write_bytes("sweep/kept.bin", b"complete")
+        self.leave_partial(store, "sweep/half.bin")
+        assert store.sweep_leftovers(older_than=-1.0) >= 1  # negative age: every partial, however young
+        assert store.sweep_leftovers(older_than=-1.0) == 0
+        assert store.read_bytes("sweep/kept.bin") == b"complete"
+        assert store.stat("sweep/half.bin") is None
+
     # -- small objects -------------------------------------------------------------------------------------
 
     def test_write_bytes_read_bytes_roundtrip(self, store: CheckpointStore) -> None:
