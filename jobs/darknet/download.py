@@ -8,7 +8,6 @@ checked not to be an HTML page (Drive and GitHub answer quota and login problems
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from checkpoints.validators import looks_like_error_page
+from checkpoints.validators import file_sha256, looks_like_error_page
 from orchestrator.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -30,14 +29,6 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 class _Retryable(Exception):
     pass
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fetch_once(url: str, part: Path, timeout: float, progress: Callable[[int, int | None], None] | None) -> int | None:
@@ -116,7 +107,7 @@ def download(url: str, dest: Path, sha256: str | None = None, attempts: int = 6,
         part.unlink()
         raise StorageError(f"download of {url} returned {page}, not weights; check the URL and sharing settings")
     if sha256 is not None:
-        actual = _sha256(part)
+        actual = file_sha256(part)
         if actual.lower() != sha256.lower():
             part.unlink()
             raise StorageError(f"download of {url}: sha256 {actual} does not match the expected {sha256}; deleted")
