@@ -80,7 +80,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     spec, paths = _spec_and_paths(args.job)
     ttl = spec.session.lease_ttl if spec is not None else _saved_lease_ttl(paths)
-    report = job_status(paths, lease_ttl=ttl)
+    extra = None
+    if spec is not None:
+        from jobs.registry import load_job_kind
+
+        extra = load_job_kind(spec.kind)(spec, paths).status_extra()
+    report = job_status(paths, lease_ttl=ttl, extra=extra)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
