@@ -1,7 +1,178 @@
-"""Checkpoint stores (path / Drive API), manifest, integrity, discovery, sync and retention."""
+"""Checkpoint stores (path / Drive API), manifest, integrity, discovery, sync and retention.
+
+Public names are re-exported lazily (PEP 562), so importing a light module such as ``checkpoints.spec`` (job
+spec models: pydantic only) does not import watchdog or the stores. The Drive API backend
+(``checkpoints.drive_store``) is never imported here: it needs the ``drive`` extra and is opened through
+:func:`checkpoints.spec.open_store`.
+"""
 
 from __future__ import annotations
 
-from checkpoints.store import CheckpointStore, StoreEntry
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["CheckpointStore", "StoreEntry"]
+if TYPE_CHECKING:
+    from checkpoints.discovery import (
+        Candidate,
+        CheckpointChoice,
+        CheckpointRow,
+        Judged,
+        checkpoint_rows,
+        find_latest_checkpoint,
+        format_rows,
+        judge_all,
+    )
+    from checkpoints.job_checkpoints import (
+        JobCheckpoints,
+        rows_as_json,
+    )
+    from checkpoints.manifest import (
+        Manifest,
+        ManifestRecord,
+        ManifestStore,
+        checkpoint_key,
+    )
+    from checkpoints.memory_store import (
+        MemoryStore,
+    )
+    from checkpoints.path_store import (
+        PathStore,
+    )
+    from checkpoints.restore import (
+        ResumePoint,
+        prepare_resume,
+        restore_checkpoint,
+    )
+    from checkpoints.retention import (
+        RetentionPlan,
+        RetentionPolicy,
+        apply_retention,
+        plan_retention,
+    )
+    from checkpoints.spec import (
+        DriveStoreSpec,
+        PathStoreSpec,
+        RetentionSpec,
+        StoreSpec,
+        open_store,
+    )
+    from checkpoints.store import (
+        CheckpointStore,
+        StoreEntry,
+        check_key,
+    )
+    from checkpoints.sync import (
+        CheckpointSync,
+        SyncStatus,
+    )
+    from checkpoints.validators import (
+        AllOf,
+        NonEmptyValidator,
+        NotErrorPageValidator,
+        RecordValidator,
+        Validator,
+        Verdict,
+        file_sha256,
+        generic_validator,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "AllOf": "checkpoints.validators",
+    "Candidate": "checkpoints.discovery",
+    "CheckpointChoice": "checkpoints.discovery",
+    "CheckpointRow": "checkpoints.discovery",
+    "CheckpointStore": "checkpoints.store",
+    "CheckpointSync": "checkpoints.sync",
+    "DriveStoreSpec": "checkpoints.spec",
+    "JobCheckpoints": "checkpoints.job_checkpoints",
+    "Judged": "checkpoints.discovery",
+    "Manifest": "checkpoints.manifest",
+    "ManifestRecord": "checkpoints.manifest",
+    "ManifestStore": "checkpoints.manifest",
+    "MemoryStore": "checkpoints.memory_store",
+    "NonEmptyValidator": "checkpoints.validators",
+    "NotErrorPageValidator": "checkpoints.validators",
+    "PathStore": "checkpoints.path_store",
+    "PathStoreSpec": "checkpoints.spec",
+    "RecordValidator": "checkpoints.validators",
+    "ResumePoint": "checkpoints.restore",
+    "RetentionPlan": "checkpoints.retention",
+    "RetentionPolicy": "checkpoints.retention",
+    "RetentionSpec": "checkpoints.spec",
+    "StoreEntry": "checkpoints.store",
+    "StoreSpec": "checkpoints.spec",
+    "SyncStatus": "checkpoints.sync",
+    "Validator": "checkpoints.validators",
+    "Verdict": "checkpoints.validators",
+    "apply_retention": "checkpoints.retention",
+    "check_key": "checkpoints.store",
+    "checkpoint_key": "checkpoints.manifest",
+    "checkpoint_rows": "checkpoints.discovery",
+    "file_sha256": "checkpoints.validators",
+    "find_latest_checkpoint": "checkpoints.discovery",
+    "format_rows": "checkpoints.discovery",
+    "generic_validator": "checkpoints.validators",
+    "judge_all": "checkpoints.discovery",
+    "open_store": "checkpoints.spec",
+    "plan_retention": "checkpoints.retention",
+    "prepare_resume": "checkpoints.restore",
+    "restore_checkpoint": "checkpoints.restore",
+    "rows_as_json": "checkpoints.job_checkpoints",
+}
+
+__all__ = [
+    "AllOf",
+    "Candidate",
+    "CheckpointChoice",
+    "CheckpointRow",
+    "CheckpointStore",
+    "CheckpointSync",
+    "DriveStoreSpec",
+    "JobCheckpoints",
+    "Judged",
+    "Manifest",
+    "ManifestRecord",
+    "ManifestStore",
+    "MemoryStore",
+    "NonEmptyValidator",
+    "NotErrorPageValidator",
+    "PathStore",
+    "PathStoreSpec",
+    "RecordValidator",
+    "ResumePoint",
+    "RetentionPlan",
+    "RetentionPolicy",
+    "RetentionSpec",
+    "StoreEntry",
+    "StoreSpec",
+    "SyncStatus",
+    "Validator",
+    "Verdict",
+    "apply_retention",
+    "check_key",
+    "checkpoint_key",
+    "checkpoint_rows",
+    "file_sha256",
+    "find_latest_checkpoint",
+    "format_rows",
+    "generic_validator",
+    "judge_all",
+    "open_store",
+    "plan_retention",
+    "prepare_resume",
+    "restore_checkpoint",
+    "rows_as_json",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'checkpoints' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -15,6 +15,34 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.errors import StorageError
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a valid store key, else raise StorageError.
+
+    A key is a relative POSIX path of non-empty parts: no leading ``/``, no ``.``/``..`` parts, no empty
+    parts (``a//b``), no trailing ``/``, no NUL or backslash. Every backend calls this on every key it is given.
+    """
+    if not isinstance(key, str) or not key:
+        raise StorageError(f"invalid store key {key!r}: keys are non-empty relative POSIX paths")
+    if "\\" in key or "\0" in key:
+        raise StorageError(f"invalid store key {key!r}: backslashes and NUL are not allowed")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise StorageError(
+            f"invalid store key {key!r}: no leading/trailing '/', no empty, '.' or '..' parts (e.g. 'ckpt/a.weights')"
+        )
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it is a valid listing prefix: ``""`` or a key, optionally ending in ``/``."""
+    if prefix == "":
+        return prefix
+    check_key(prefix.removesuffix("/"))
+    return prefix
+
 
 @dataclass(frozen=True)
 class StoreEntry:
@@ -31,6 +59,12 @@ class CheckpointStore(ABC):
 
     #: Short name used in logs and in ``orchestrator checkpoints`` output.
     name: str = "store"
+    #: Upper layers fan keys out so no folder holds more entries than this (the Drive mount fails on big folders).
+    max_entries_per_folder: int = 1000
+
+    def local_path(self, key: str) -> Path | None:
+        """The object's path on this machine if the backend is a folder (cheap read-back), else None."""
+        return None
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[StoreEntry]:
@@ -59,3 +93,11 @@ class CheckpointStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` permanently (no quota-eating trash copy where the backend allows); absent is fine."""
+
+    def check_usable(self) -> None:
+        """Raise StorageError with a clear message if the store cannot be used (wrong folder, no access)."""
+
+    def sweep_leftovers(self, older_than: float = 24 * 3600.0) -> int:
+        """Remove partial objects left by writers killed mid-copy, older than ``older_than`` seconds; call only
+        while holding the job's lease. Returns how many were removed."""
+        return 0

@@ -19,10 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from orchestrator.paths import JobPaths
 from orchestrator.spec import JobSpecBase
+
+if TYPE_CHECKING:
+    from checkpoints.job_checkpoints import JobCheckpoints
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class JobContext(Protocol):
     def record_event(self, event: str, **fields: Any) -> None:
         """Append an event to the job's journal."""
 
+    def show(self, line: str) -> None:
+        """Print a line of the job's own output to the console, below the progress bar."""
+
     def process_log(self, what: str) -> Path:
         """Path of this session's log file for a child process (e.g. ``"darknet"``)."""
 
@@ -111,3 +117,7 @@ class JobKind(ABC):
 
     def status_extra(self) -> dict[str, Any]:
         return {}
+
+    def checkpoints(self, session_id: str = "") -> JobCheckpoints | None:
+        """The job's checkpoint machinery (store, manifest, discovery), or None if it keeps no checkpoints."""
+        return None

@@ -6,11 +6,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from pydantic import BaseModel
+
 from orchestrator.errors import ConfigError
 
 #: kind -> (spec model "module:Class", implementation "module:Class", pip extra that provides its dependencies)
 KINDS: dict[str, tuple[str, str, str | None]] = {
     "command": ("jobs.command.spec:CommandSpec", "jobs.command.job:CommandJob", None),
+    "darknet": ("jobs.darknet.spec:DarknetSpec", "jobs.darknet.job:DarknetJob", "darknet"),
     "face_detection": ("jobs.face_detection.spec:FaceDetectionSpec", "jobs.face_detection.job:FaceDetectionJob", "face"),
 }
 
@@ -20,7 +23,7 @@ def _import(ref: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def spec_models() -> list[type]:
+def spec_models() -> list[type[BaseModel]]:
     return [_import(spec_ref) for spec_ref, _, _ in KINDS.values()]
 
 

@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a job file; print the normalized spec or the errors")
     validate.add_argument("job", type=Path)
     sub.add_parser("schema", help="print the job file's JSON Schema (for editor completion)")
+    cks = sub.add_parser("checkpoints", help="list the job's checkpoints and which one a resume would use")
+    cks.add_argument("job", type=Path, help="the job file (job.yaml)")
+    cks.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -77,7 +80,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     spec, paths = _spec_and_paths(args.job)
     ttl = spec.session.lease_ttl if spec is not None else _saved_lease_ttl(paths)
-    report = job_status(paths, lease_ttl=ttl)
+    extra = None
+    if spec is not None:
+        from jobs.registry import load_job_kind
+
+        extra = load_job_kind(spec.kind)(spec, paths).status_extra()
+    report = job_status(paths, lease_ttl=ttl, extra=extra)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -96,7 +104,29 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Any] = {"run": cmd_run, "status": cmd_status, "validate": cmd_validate, "schema": cmd_schema}
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    from checkpoints.discovery import format_rows
+    from checkpoints.job_checkpoints import rows_as_json
+    from jobs.registry import load_job_kind
+
+    spec = load_job_file(args.job)
+    paths = JobPaths.for_spec(spec)
+    catalog = load_job_kind(spec.kind)(spec, paths).checkpoints()
+    rows = catalog.rows() if catalog is not None else []
+    if args.json:
+        print(json.dumps(rows_as_json(rows), indent=2, default=str))
+    elif catalog is None:
+        print(f"job {spec.name}: this job declares no checkpoints")
+    else:
+        print(f"job {spec.name}: checkpoints in {catalog.store} and {catalog.output_dir} (* = a resume would use)")
+        print(format_rows(rows))
+    return 0
+
+
+COMMANDS: dict[str, Any] = {
+    "run": cmd_run, "status": cmd_status, "validate": cmd_validate, "schema": cmd_schema,
+    "checkpoints": cmd_checkpoints,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.journal import Journal
+from orchestrator.logs import ProgressDisplay
 from orchestrator.paths import JobPaths
 from orchestrator.session import SessionClock
 from orchestrator.spec import JobSpecBase
@@ -42,6 +43,7 @@ class RunContext:
         self.stop_event = threading.Event()
         self._last_persist = 0.0
         self._last_report: tuple[float, int] | None = None
+        self.display = ProgressDisplay(spec.name)
 
     # stopping
     def request_stop(self, reason: str) -> None:
@@ -88,6 +90,7 @@ class RunContext:
                 progress.total = total
             if extra:
                 progress.extra.update(extra)
+            self.display.update(counter, progress.total, unit)
             if now - self._last_persist >= PROGRESS_PERSIST_INTERVAL:
                 self.persist()
 
@@ -98,6 +101,10 @@ class RunContext:
             self.record.restarts = 0  # progress was made: crash budget starts over
             self.journal.append("checkpoint", name=name, counter=counter, session=self.session_id, **extra)
             self.persist()
+
+    def show(self, line: str) -> None:
+        """Pass a line of the job's own output through to the console (not torn by the progress bar)."""
+        self.display.show(line)
 
     def record_event(self, event: str, **fields: Any) -> None:
         self.journal.append(event, session=self.session_id, **fields)

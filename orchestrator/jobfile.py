@@ -26,7 +26,7 @@ Loc = tuple[Any, ...]
 def job_spec_adapter() -> TypeAdapter[Any]:
     models = tuple(spec_models())
     union = models[0] if len(models) == 1 else Union[models]  # noqa: UP007 - runtime union of models
-    return TypeAdapter(Annotated[union, Field(discriminator="kind")])
+    return TypeAdapter(Annotated[union, Field(discriminator="kind")])  # type: ignore[arg-type]
 
 
 def json_schema() -> dict[str, Any]:
@@ -69,32 +69,46 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
-def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
-    """The model class that holds the last element of ``loc`` (to list valid keys)."""
-    model: Any = root
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return None
-        model = _unwrap_model(model.model_fields[part].annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _unwrap_model(annotation: Any) -> Any:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model inside an annotation (unions, Optional, Annotated, list[...])."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
-def _describe(error: dict[str, Any], loc: Loc, model: type[BaseModel] | None) -> str:
+def _tagged(model: type[BaseModel], tag: Any) -> bool:
+    return any(typing.get_args(f.annotation) == (tag,) for f in model.model_fields.values())
+
+
+def walk_loc(root: type[BaseModel], loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
+    """Drop the tags pydantic puts in the location of tagged-union members (``store.path.x`` -> ``store.x``),
+    and return the model holding the last element (to list its valid keys)."""
+    clean: list[Any] = []
+    models: list[type[BaseModel]] = [root]
+    holder: type[BaseModel] | None = root
+    for part in loc:
+        if isinstance(part, int):
+            clean.append(part)
+            continue
+        tagged = [m for m in models if _tagged(m, part)] if len(models) > 1 else []
+        if tagged:
+            models = tagged  # a union tag: not a key the user wrote
+            holder = tagged[0]
+            continue
+        holder = next((m for m in models if part in m.model_fields), None)
+        if holder is None:
+            holder = models[0] if len(models) == 1 else None
+            clean.append(part)
+            models = []
+            continue
+        clean.append(part)
+        models = _models_in(holder.model_fields[part].annotation)
+    return tuple(clean), holder
+
+
+def _describe(error: dict[str, Any], holder: type[BaseModel] | None) -> str:
     kind, msg = error["type"], error["msg"]
     if kind == "extra_forbidden":
-        holder = _model_at(model, loc) if model else None
         valid = ", ".join(holder.model_fields) if holder else "?"
         return f"unknown key; valid keys here: {valid}"
     if kind == "missing":
@@ -107,7 +121,8 @@ def _describe(error: dict[str, Any], loc: Loc, model: type[BaseModel] | None) ->
 
 
 def _spec_model_for(kind: Any) -> type[BaseModel] | None:
-    for model in spec_models():
+    models: list[type[BaseModel]] = spec_models()
+    for model in models:
         field = model.model_fields.get("kind")
         if field is not None and typing.get_args(field.annotation) == (kind,):
             return model
@@ -150,9 +165,10 @@ def parse_job_text(text: str, source: str, base_dir: Path) -> JobSpecBase:
             loc = tuple(error["loc"])
             if loc and loc[0] == kind:
                 loc = loc[1:]  # the discriminated union puts the tag first
-            line = _line_for(loc, lines)
-            where = f"{source}:{line}" if line else source
-            messages.append(f"{where}: {format_loc(loc)}: {_describe(error, loc, model)}")
+            loc, holder = walk_loc(model, loc) if model is not None else (loc, None)
+            line_no = _line_for(loc, lines)
+            where = f"{source}:{line_no}" if line_no else source
+            messages.append(f"{where}: {format_loc(loc)}: {_describe(dict(error), holder)}")
         shown = messages[:12]
         if len(messages) > len(shown):
             shown.append(f"... and {len(messages) - len(shown)} more")

@@ -46,7 +46,41 @@ def session_log(path: Path) -> Iterator[None]:
 
 
 def progress_bar(total: int | None, desc: str, unit: str = "it", **kwargs: Any) -> Any:
-    """A tqdm bar that renders in a terminal and in a notebook cell alike."""
+    """A tqdm bar that renders in a terminal and in a notebook cell alike.
+
+    Colab runs ``!python -m orchestrator ...`` without a TTY, where tqdm would hide itself: the bar stays on
+    and refreshes less often instead.
+    """
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=1.0, **kwargs)
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=False,
+                mininterval=1.0 if interactive else 10.0, **kwargs)
+
+
+class ProgressDisplay:
+    """The job's main progress bar plus pass-through output lines that do not tear the bar."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self._bar: Any = None
+
+    def update(self, counter: int, total: int | None, unit: str) -> None:
+        if self._bar is None:
+            self._bar = progress_bar(total, self.desc, unit, initial=counter)
+        if total is not None and self._bar.total != total:
+            self._bar.total = total
+        if counter != self._bar.n:
+            self._bar.n = counter
+            self._bar.refresh() if sys.stderr.isatty() else self._bar.update(0)
+
+    def show(self, line: str) -> None:
+        if self._bar is not None and sys.stderr.isatty():
+            self._bar.write(line)  # clears the bar, prints the line, redraws the bar
+        else:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -55,7 +55,7 @@ class ManagedProcess:
             self.proc = subprocess.Popen(
                 self.argv, cwd=cwd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
                 stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_SET_DEATH_SIGNAL,
+                preexec_fn=_SET_DEATH_SIGNAL,  # noqa: PLW1509 - one prctl call, no locks taken
             )
         except FileNotFoundError as exc:
             self._log.close()

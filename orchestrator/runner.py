@@ -61,19 +61,18 @@ class RunResult:
 
 def ensure_job_home(paths: JobPaths, checkpoint_dir: Any) -> None:
     """Create the job's home, but never a checkpoint_dir whose parent is missing (e.g. Drive not mounted)."""
-    if not checkpoint_dir.exists():
-        if not checkpoint_dir.parent.exists():
-            hint = ""
-            if str(checkpoint_dir).startswith("/content/drive"):
-                hint = " Is Google Drive mounted? In Colab: from google.colab import drive; drive.mount('/content/drive')"
-            raise ConfigError(f"checkpoint_dir: {checkpoint_dir} does not exist and neither does its parent.{hint}")
+    if not checkpoint_dir.exists() and not checkpoint_dir.parent.exists():
+        hint = ""
+        if str(checkpoint_dir).startswith("/content/drive"):
+            hint = " Is Google Drive mounted? In Colab: from google.colab import drive; drive.mount('/content/drive')"
+        raise ConfigError(f"checkpoint_dir: {checkpoint_dir} does not exist and neither does its parent.{hint}")
     paths.home.mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager
 def stop_on_signals(ctx: RunContext) -> Iterator[None]:
     """SIGINT/SIGTERM ask the job to checkpoint and stop; a second SIGINT interrupts at once."""
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if ctx.stop_requested() == "signal" and signum == signal.SIGINT:
@@ -115,7 +114,9 @@ class JobRunner:
         lease, previous, why = Lease.acquire(self.paths, session_id, self.spec.session.lease_ttl, takeover,
                                              now=self.now)
         try:
-            record = self.states.load() or JobRecord(job=self.spec.name, kind=self.spec.kind)
+            record = self.states.load()
+            if record is None:  # state first: the journal never holds events of a job without a state file
+                record = self.states.save(JobRecord(job=self.spec.name, kind=self.spec.kind))
             early = self._refuse_or_none(record, retry)
             if early is not None:
                 return early
@@ -210,6 +211,8 @@ class JobRunner:
                 self._fail(record, f"internal error: {type(exc).__name__}: {exc}")
                 self._end_session(record, session, "error")
                 raise
+            finally:
+                ctx.display.close()
             self._end_session(record, session, result.state.value if result.state is not JobState.PAUSED
                               else result.reason)
             return result

@@ -7,12 +7,19 @@ from dataclasses import asdict
 from typing import Any
 
 from orchestrator.journal import Journal
-from orchestrator.lease import read_lease, staleness, boot_id
+from orchestrator.lease import boot_id, read_lease, staleness
 from orchestrator.paths import JobPaths
 from orchestrator.session import hostname
 from orchestrator.state import JobState, StateStore
 
 RECENT_EVENTS = 8
+_PROGRESS_FIELDS = {"counter", "total", "unit", "rate_per_second", "eta_seconds", "updated"}
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def job_status(paths: JobPaths, lease_ttl: float = 600.0, now: float | None = None,
@@ -91,6 +98,9 @@ def format_status(report: dict[str, Any]) -> str:
         rate = f", {p['rate_per_second']:.3g} {p['unit']}/s" if p["rate_per_second"] else ""
         eta = f", ETA {_duration(p['eta_seconds'])} of running" if p["eta_seconds"] is not None else ""
         lines.append(f"  progress   {p['counter']}{total} {p['unit']}{pct}{rate}{eta}")
+    for key, value in p.items():
+        if key not in _PROGRESS_FIELDS and value is not None:
+            lines.append(f"  {key:<10} {_short(value)}")
     ck = report.get("latest_checkpoint")
     if ck:
         counter = f" @ {ck['counter']}" if ck.get("counter") is not None else ""
@@ -112,5 +122,5 @@ def format_status(report: dict[str, Any]) -> str:
         for tail_line in err.get("log_tail", [])[-5:]:
             lines.append(f"    | {tail_line}")
     for key, value in (report.get("job_kind") or {}).items():
-        lines.append(f"  {key:<10} {value}")
+        lines.append(f"  {key:<10} {_short(value)}")
     return "\n".join(lines)

@@ -51,6 +51,7 @@ def job_yaml(name: str = "count", budget: str = "1h", extra: str = "") -> str:
         name: {name}
         kind: command
         checkpoint_dir: ./jobs
+        work_dir: ./work
         command: ["{sys.executable}", "train.py", "{{output_dir}}", "{{latest_checkpoint}}"]
         checkpoints: "ckpt-*.txt"
         done_when: done.txt

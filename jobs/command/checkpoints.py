@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from checkpoints.discovery import counter_from_name
 from orchestrator.atomic import is_temp_name
-
-_NUMBER = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -17,12 +15,6 @@ class FoundCheckpoint:
     counter: int | None
     mtime: float
     size: int
-
-
-def counter_from_name(name: str) -> int | None:
-    """The last integer in a file name (``ckpt-0120.pt`` -> 120), or None."""
-    numbers = _NUMBER.findall(Path(name).stem) or _NUMBER.findall(name)
-    return int(numbers[-1]) if numbers else None
 
 
 def order_key(found: FoundCheckpoint) -> tuple[int, int, float]:

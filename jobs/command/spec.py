@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Literal
-
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -62,6 +61,12 @@ class CommandSpec(JobSpecBase):
     progress: ProgressPattern | None = None
     cwd: ExpandedPath | None = Field(None, description="Working folder; default: the job file's folder.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    local_output: bool = Field(
+        False,
+        description="Put {output_dir} on local disk and copy checkpoints to the store as they appear (faster "
+        "than writing to the Drive mount; a truncated write never reaches the store).",
+    )
+    echo_output: bool = Field(True, description="Show the program's output in the console (always kept in logs/).")
     stop_signal: Literal["SIGTERM", "SIGINT"] = Field("SIGTERM", description="Sent to ask the program to stop.")
     stop_timeout: Duration = Field(60.0, description="Wait this long after stop_signal before SIGKILL.")
 

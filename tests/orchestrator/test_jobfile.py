@@ -118,3 +118,15 @@ def test_schema_is_json_schema_with_the_kinds(capsys: pytest.CaptureFixture[str]
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert "command" in json.dumps(schema) and schema["title"] == "orchestrator job file"
+
+
+def test_store_section_errors_name_the_key_not_the_union_tag() -> None:
+    message = error_of(BASE + "store:\n  type: drive\n  folder_id: abc\n  creds: sa.json\n")
+    assert "job.yaml:8: store.creds: unknown key" in message and "credentials" in message
+    message = error_of(BASE + "store:\n  paht: x\n")
+    assert "store.paht: unknown key; valid keys here: type, path, max_entries_per_folder" in message
+
+
+def test_store_defaults_to_a_path_store_in_the_job_home() -> None:
+    spec = parse_job_text(BASE, "job.yaml", Path("/base"))
+    assert spec.store.type == "path" and spec.store.path is None and spec.retention.keep_last == 3

@@ -1,0 +1,378 @@
+"""The ``darknet`` job kind: build (or restore) darknet, prepare the data, train, survive disconnects.
+
+Steps (skipped on a re-run while their fingerprint holds and their local outputs exist):
+``aliases`` (symlinks), ``darknet`` (binary from the build cache or built), ``dataset`` (labels, lists, cfg),
+``pretrained`` (downloaded into the durable job folder, validated).
+
+``run`` is one resume decision and one darknet process: the newest valid checkpoint from the store and the
+local backup folder (``checkpoints.restore.prepare_resume``, validated by :class:`DarknetWeightsValidator`;
+never ``-clear`` on a resume), darknet writing its backups to local disk while :class:`CheckpointSync`
+copies each complete one to the store, its log parsed into progress, problems and completion. At the
+deadline the job waits for darknet's next backup, lets the sync publish it, then stops darknet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from checkpoints.job_checkpoints import JobCheckpoints
+from checkpoints.manifest import ManifestRecord
+from checkpoints.restore import ResumePoint
+from checkpoints.spec import open_store
+from darknet_patch.fork import Fork
+from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
+from jobs.darknet.cfg import DarknetCfg, load_cfg
+from jobs.darknet.chart import LossHistory, load_history, render_chart
+from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
+from jobs.darknet.dataset import dataset_signature, prepare_dataset
+from jobs.darknet.download import download
+from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
+from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
+from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
+from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
+from orchestrator.atomic import atomic_write_text
+from orchestrator.errors import ConfigError
+from orchestrator.process import ManagedProcess
+
+POLL_SECONDS = 0.2
+STOPPING_POLL_SECONDS = 0.005
+#: Problems a restart cannot fix: the job fails at once with the fix in the message.
+FATAL_PROBLEMS = {"nan_loss", "out_of_memory", "file_not_found", "batch_too_small", "bad_annotation"}
+STOP_TIMEOUT = 30.0
+
+log = logging.getLogger(__name__)
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class DarknetJob(JobKind):
+    kind = "darknet"
+    spec: DarknetSpec
+
+    # -- paths -----------------------------------------------------------------------------------------------
+    @property
+    def durable(self) -> Path:
+        return self.paths.home / "darknet"
+
+    @property
+    def darknet_root(self) -> Path:
+        """The work folder as darknet may see it: darknet strips every space from obj.data and cfg lines, so a
+        work folder with whitespace in its path is reached through a space-free symlink in the temp folder."""
+        work = self.paths.work
+        if not any(ch.isspace() for ch in str(work)):
+            return work
+        link = Path(tempfile.gettempdir()) / "orchestrator-darknet" / f"{self.spec.name}-{_digest(str(work))[:8]}"
+        if any(ch.isspace() for ch in str(link)):
+            raise ConfigError(f"the work folder {work} has spaces, which darknet cannot read in obj.data; "
+                              "set work_dir to a folder without spaces")
+        work.mkdir(parents=True, exist_ok=True)
+        if not (link.is_symlink() and Path(os.readlink(link)) == work):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            tmp = link.with_name(link.name + f".{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(work, target_is_directory=True)
+            os.replace(tmp, link)
+        return link
+
+    @property
+    def data_dir(self) -> Path:
+        return self.darknet_root / "dataset"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.paths.work / "backup"
+
+    @property
+    def cfg_record(self) -> Path:
+        return self.data_dir / "cfg.json"
+
+    def cfg_path(self) -> Path | None:
+        try:
+            return Path(json.loads(self.cfg_record.read_text())["cfg"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @property
+    def chart_path(self) -> Path:
+        return self.durable / "loss.png"
+
+    def pretrained_path(self) -> Path | None:
+        ref = self.spec.pretrained
+        if ref is None:
+            return None
+        if ref.startswith(("http://", "https://")):
+            name = ref.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "pretrained.weights"
+            return self.durable / "pretrained" / name
+        return Path(ref).expanduser()
+
+    # -- steps -----------------------------------------------------------------------------------------------
+    def steps(self, ctx: JobContext) -> list[Step]:
+        spec = self.spec
+        steps = []
+        if spec.path_aliases:
+            steps.append(Step("aliases", _digest(spec.path_aliases), lambda c: ensure_aliases(spec.path_aliases),
+                              lambda: all(Path(a).is_symlink() for a in spec.path_aliases), "path symlinks"))
+        steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json")), self._step_darknet,
+                          lambda: read_darknet_record(self.paths.work) is not None, "build or restore darknet"))
+        # the source's listing is part of the fingerprint: added or changed images re-prepare the data
+        dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg, spec.train.model_dump(mode="json"),
+                             spec.darknet.fork, spec.darknet.source, dataset_signature(spec.dataset.path),
+                             self._cfg_source_signature())
+        steps.append(Step("dataset", dataset_fp, self._step_dataset,
+                          lambda: (self.data_dir / "obj.data").is_file() and (self.cfg_path() or Path("/-")).is_file(),
+                          "labels, train/test lists, obj.data, cfg"))
+        if spec.pretrained:
+            steps.append(Step("pretrained", _digest(spec.pretrained, spec.pretrained_sha256), self._step_pretrained,
+                              lambda: (self.pretrained_path() or Path("/-")).is_file(), "pretrained weights"))
+        return steps
+
+    def _cfg_source_signature(self) -> str:
+        if self.spec.cfg in TEMPLATE_NAMES:
+            return self.spec.cfg
+        try:
+            return hashlib.sha256(Path(self.spec.cfg).read_bytes()).hexdigest()[:16]
+        except OSError:
+            return "missing"
+
+    def _step_darknet(self, ctx: JobContext) -> None:
+        prepare_darknet(self.spec.darknet, self.paths.work, open_store(self.spec.store, self.paths))
+
+    def _fork(self) -> Fork:
+        record = read_darknet_record(self.paths.work)
+        if record is not None:
+            return record[1]
+        return Fork(self.spec.darknet.fork if self.spec.darknet.fork != "auto" else "alexeyab")
+
+    def _step_dataset(self, ctx: JobContext) -> None:
+        spec, fork = self.spec, self._fork()
+        report = prepare_dataset(
+            spec.dataset.path, self.data_dir, spec.dataset.format, spec.dataset.classes,
+            test_fraction=spec.dataset.test_fraction, seed=spec.dataset.seed,
+            max_files_per_folder=spec.dataset.max_files_per_folder, link="hardlink", fork=fork.value,
+            backup=self.darknet_root / "backup",
+        )
+        for issue in report.issues[:20]:
+            ctx.log.warning("dataset: %s", issue.message)
+        ctx.record_event("dataset_prepared", train=report.train, test=report.test, boxes=report.boxes,
+                         folders=report.folders, issues=report.counts())
+        classes = len(report.classes)
+        if spec.cfg in TEMPLATE_NAMES:
+            t = spec.train
+            cfg = adapt_cfg(load_template(spec.cfg), classes, train_images=report.train, max_batches=t.max_batches,
+                            batch=t.batch, subdivisions=t.subdivisions, width=t.width, height=t.height)
+            name = f"{spec.cfg}-obj.cfg"
+        else:
+            cfg = load_cfg(Path(spec.cfg))
+            validate_classes(cfg, classes)
+            name = Path(spec.cfg).name
+        target = self.data_dir / name
+        atomic_write_text(target, cfg.text())
+        atomic_write_text(self.durable / name, cfg.text())  # kept with the job: which cfg the weights belong to
+        atomic_write_text(self.cfg_record, json.dumps({"cfg": str(target)}))
+
+    def _step_pretrained(self, ctx: JobContext) -> None:
+        path = self.pretrained_path()
+        assert path is not None and self.spec.pretrained is not None
+        if self.spec.pretrained.startswith(("http://", "https://")):
+            download(self.spec.pretrained, path, sha256=self.spec.pretrained_sha256)
+        elif not path.is_file():
+            raise ConfigError(f"pretrained weights {path} do not exist")
+        cfg_path = self.cfg_path()
+        if cfg_path is not None:
+            check_pretrained(path, load_cfg(cfg_path))
+
+    # -- run -------------------------------------------------------------------------------------------------
+    def run(self, ctx: JobContext) -> RunOutcome:
+        spec = self.spec
+        if spec.path_aliases:
+            ensure_aliases(spec.path_aliases)
+        record = read_darknet_record(self.paths.work)
+        cfg_path = self.cfg_path()
+        if record is None or cfg_path is None:
+            return Crashed("darknet or the dataset is not prepared on this machine (steps did not run)")
+        binary, fork = record
+        cfg = load_cfg(cfg_path)
+        base = cfg_path.name.split(".", 1)[0]
+        cps = self.checkpoints(ctx.session_id, ctx.log)
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        resume = cps.resume()
+        if resume is not None:
+            ctx.record_event("resume_from", checkpoint=resume.candidate.name, counter=resume.candidate.counter,
+                             where=resume.candidate.where, skipped=[j.reason for j in resume.choice.skipped])
+            if (resume.candidate.counter or 0) >= cfg.max_batches:
+                ctx.report_progress(resume.candidate.counter or 0, cfg.max_batches, "iter")
+                return Completed(f"{resume.candidate.name} is at iteration {resume.candidate.counter} "
+                                 f">= max_batches {cfg.max_batches}")
+        argv = self.argv(binary, fork, cfg_path, resume)
+        ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
+        def published(record: ManifestRecord) -> None:
+            if record.name.endswith("_best.weights"):  # AlexeyAB -map: keep the best-mAP weights past retention
+                cps.manifests.tag(record.key, "best")
+            ctx.report_checkpoint(record.name, record.counter, key=record.key, size=record.size)
+
+        cps.start_sync(on_published=published, poll_interval=0.2)
+        try:
+            outcome = self._supervise(ctx, argv, cfg, base, cps)
+        finally:
+            flushed = cps.stop_sync(flush_timeout=spec.train.stop_wait)
+            self.draw_chart(cfg)
+        if isinstance(outcome, Completed):
+            if not flushed:
+                return Crashed("darknet finished but its final weights could not be copied to the store in time")
+            self._tag_final(cps, base)
+        return outcome
+
+    def cfg_file(self) -> Path | None:
+        """The prepared cfg on this machine, else the copy kept in the job home (for listings elsewhere)."""
+        local = self.cfg_path()
+        if local is not None and local.is_file():
+            return local
+        copies = sorted(self.durable.glob("*.cfg"))
+        return copies[0] if copies else None
+
+    def checkpoints(self, session_id: str = "", logger: logging.Logger | None = None) -> JobCheckpoints:
+        """Darknet's backup folder on local disk, synced to the store; weights validated against the cfg."""
+        cfg_file = self.cfg_file()
+        if cfg_file is None:  # not prepared yet: list what is there without the format check
+            patterns: tuple[str, ...] = ("*.weights", "*.backup")
+            validator = None
+        else:
+            base = cfg_file.name.split(".", 1)[0]
+            patterns = (f"{base}*.weights", f"{base}.backup")
+            validator = DarknetWeightsValidator(load_cfg(cfg_file))
+        return JobCheckpoints.open(self.spec.store, self.spec.retention, self.paths, session_id,
+                                   output_dir=self.backup_dir, patterns=patterns, validator=validator, logger=logger)
+
+    @staticmethod
+    def _tag_final(cps: JobCheckpoints, base: str) -> None:
+        finals = [r for r in cps.manifests.load().records if r.name == f"{base}_final.weights"]
+        if finals:
+            newest = max(finals, key=lambda r: r.seq)
+            if "final" not in newest.tags:
+                cps.manifests.tag(newest.key, "final")
+
+    def argv(self, binary: Path, fork: Fork, cfg_path: Path, resume: ResumePoint | None) -> list[str]:
+        spec = self.spec
+        argv = [str(binary), "detector", "train", str(self.data_dir / "obj.data"), str(cfg_path)]
+        pretrained = self.pretrained_path()
+        if resume is not None:
+            argv.append(str(resume.path))  # never -clear on a resume: it would zero `seen`
+        elif pretrained is not None:
+            argv.append(str(pretrained))
+            if spec.train.clear_pretrained:
+                argv.append("-clear")
+        if fork is Fork.ALEXEYAB:
+            argv.append("-dont_show")
+            if spec.train.map:
+                argv.append("-map")
+        argv += spec.train.extra_args
+        if fork is Fork.PJREDDIE and shutil.which("stdbuf"):
+            argv = ["stdbuf", "-oL", *argv]  # pjreddie never flushes stdout
+        return argv
+
+    def _supervise(self, ctx: JobContext, argv: list[str], cfg: DarknetCfg, base: str,
+                   cps: JobCheckpoints) -> RunOutcome:
+        spec = self.spec
+        proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.data_dir, env=spec.env)
+        ctx.record_event("process_start", pid=proc.pid, argv=argv)
+        parser = LogParser()
+        history = LossHistory(self.durable / "loss", f"{int(time.time()):010d}-{ctx.session_id}")
+        stopping: str | None = None
+        stop_started = 0.0
+        saved_then_moved_on = False
+        pending_save: Path | None = None  # a backup darknet started writing after the stop request
+        pending_counter = 0
+        complete = DarknetWeightsValidator(cfg, check_values=False)
+        fatal: Problem | None = None
+        next_chart = time.monotonic() + spec.train.chart_every
+        code: int | None = None
+        try:
+            while True:
+                # while stopping, poll fast: the backup is whole a few ms before darknet starts the next iteration
+                code = proc.wait(POLL_SECONDS if stopping is None else STOPPING_POLL_SECONDS)
+                lines = proc.new_lines()
+                events = parser.feed("".join(line + "\n" for line in lines)) if lines else []
+                if code is not None:
+                    events += parser.close()
+                for event in events:
+                    if isinstance(event, Iteration):
+                        history.add(event.iteration, event.loss, event.avg_loss)
+                        ctx.report_progress(event.iteration, cfg.max_batches, "iter", avg_loss=_finite(event.avg_loss),
+                                            loss=_finite(event.loss), hours_left=event.hours_left)
+                        saved_then_moved_on = saved_then_moved_on or pending_save is not None
+                    elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration") and stopping:
+                        pending_save = self.backup_dir / Path(event.path).name  # same folder, via the symlink
+                        # the old file of that name may still be whole: wait for the one with this iteration
+                        pending_counter = parser.last_iteration.iteration if parser.last_iteration else 0
+                    elif isinstance(event, Problem):
+                        ctx.log.error("darknet: %s; fix: %s", event.message, event.fix)
+                        ctx.record_event("darknet_problem", problem=event.kind, message=event.message, fix=event.fix)
+                        if event.kind in FATAL_PROBLEMS and fatal is None:
+                            fatal = event
+                if code is not None:
+                    break
+                if fatal is not None:
+                    code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
+                    break
+                reason = ctx.stop_requested()
+                if reason and stopping is None:
+                    stopping, stop_started = reason, time.monotonic()
+                    ctx.log.info("stop requested (%s): %s", reason, "waiting for darknet's next backup"
+                                 if reason == "deadline" else "stopping darknet now")
+                if pending_save is not None and not saved_then_moved_on:
+                    verdict = complete.validate(pending_save)
+                    if verdict.ok and (verdict.counter or 0) >= pending_counter:
+                        saved_then_moved_on = True  # the new backup is whole on disk: stop before more work
+                if stopping and (stopping != "deadline" or saved_then_moved_on
+                                 or time.monotonic() - stop_started > spec.train.stop_wait):
+                    code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
+                    ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=stopping,
+                                     after_backup=saved_then_moved_on)
+                    return Stopped(stopping)
+                if time.monotonic() >= next_chart:
+                    self.draw_chart(cfg)
+                    next_chart = time.monotonic() + spec.train.chart_every
+        finally:
+            history.close()
+            proc.close()
+        ctx.record_event("process_end", pid=proc.pid, exit_code=code)
+        tail = proc.tail(20)
+        if fatal is not None:
+            raise ConfigError(f"darknet stopped: {fatal.message}. Fix: {fatal.fix}")
+        final = self.backup_dir / f"{base}_final.weights"
+        done = DarknetWeightsValidator(cfg, check_values=False).validate(final) if final.exists() else None
+        if parser.finished and done is not None and done.ok and (done.counter or 0) >= cfg.max_batches:
+            return Completed(f"{final.name} written at iteration {done.counter}")
+        return Crashed(f"darknet exited with code {code} before writing final weights", exit_code=code, log_tail=tail)
+
+    # -- reporting -------------------------------------------------------------------------------------------
+    def draw_chart(self, cfg: DarknetCfg | None = None) -> None:
+        try:
+            render_chart(load_history(self.durable / "loss"), self.chart_path, title=f"{self.spec.name}: loss",
+                         max_batches=cfg.max_batches if cfg else None)
+        except Exception as exc:  # noqa: BLE001 - a chart must never stop training
+            log.warning("loss chart not drawn: %s", exc)
+
+    def status_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"loss_chart": str(self.chart_path)} if self.chart_path.exists() else {}
+        cfg_path = self.cfg_path()
+        if cfg_path is not None:
+            extra["cfg"] = str(cfg_path)
+        return extra
+

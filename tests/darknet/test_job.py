@@ -1,0 +1,263 @@
+"""The darknet job kind end to end through the CLI, with the stand-in darknet (tests/fakes/darknet).
+
+Kill -9 mid-training and lose the VM, a truncated newest backup, a deadline stop, a NaN divergence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from checkpoints.manifest import ManifestStore
+from checkpoints.path_store import PathStore
+from jobs.darknet.cfg import load_cfg
+from jobs.darknet.weights import DarknetWeightsValidator
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE = ROOT / "tests" / "fakes" / "darknet"
+FIXTURES = ROOT / ".." / "shared" / "fixtures" / "darknet"
+
+
+def fake_binary(folder: Path) -> Path:
+    """The stand-in run by this interpreter (its shebang's python3 may lack the project's dependencies)."""
+    wrapper = folder / "darknet"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def job_yaml(fork: str, sleep: str = "0.005", budget: str = "1h", extra_env: str = "") -> str:
+    return textwrap.dedent(f"""\
+        name: det
+        kind: darknet
+        checkpoint_dir: ./jobs
+        work_dir: ./work
+        darknet: {{binary: ./bin/darknet, fork: {fork}}}
+        dataset: {{path: ./voc data, format: voc, classes: [box], test_fraction: 0.25}}
+        cfg: ./micro.cfg
+        env: {{FAKE_DARKNET_FORK: {fork}, FAKE_DARKNET_SLEEP: "{sleep}"{extra_env}}}
+        session: {{budget: {budget}, margin: 0, heartbeat: 1s, clock: process}}
+        restart: {{max_restarts: 1, backoff: 0.1s}}
+        train: {{stop_wait: 30s, chart_every: 0.5s}}
+        """)
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "my jobs ü"
+    data = folder / "voc data"
+    data.mkdir(parents=True)
+    for i in range(8):
+        (data / f"img{i}.png").write_bytes(b"\x89PNG fake " + bytes([i]))
+        (data / f"img{i}.xml").write_text(
+            "<annotation><size><width>64</width><height>64</height></size><object><name>box</name>"
+            f"<bndbox><xmin>{4 + i}</xmin><ymin>8</ymin><xmax>40</xmax><ymax>50</ymax></bndbox></object></annotation>"
+        )
+    shutil.copy(FIXTURES / "micro.cfg", folder / "micro.cfg")
+    (folder / "bin").mkdir()
+    fake_binary(folder / "bin")
+    return folder
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def cli(job_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=job_dir, capture_output=True,
+                          text=True, timeout=timeout, env=_env(), check=False)
+
+
+def manifest_counters(job_dir: Path) -> list[tuple[str, int | None]]:
+    store = PathStore(job_dir / "jobs" / "det" / "store")
+    return [(r.name, r.counter) for r in ManifestStore(store).load().records]
+
+
+def darknet_logs(job_dir: Path) -> list[str]:
+    return [p.read_text(errors="replace") for p in sorted((job_dir / "jobs" / "det" / "logs").glob("*.darknet.log"))]
+
+
+def iterations(log: str) -> list[int]:
+    return [int(m) for m in re.findall(r"^\s*(\d+): [-\w.]+, [-\w.]+ avg", log, re.MULTILINE)]
+
+
+def journal(job_dir: Path) -> list[dict]:
+    lines = (job_dir / "jobs" / "det" / "journal.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.mark.parametrize("fork", ["pjreddie", "alexeyab"])
+def test_uninterrupted_run_completes_with_final_weights_in_the_store(job_dir: Path, fork: str) -> None:
+    (job_dir / "job.yaml").write_text(job_yaml(fork, sleep="0"))
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counters = dict(manifest_counters(job_dir))
+    assert counters["micro_final.weights"] == 250
+    records = ManifestStore(PathStore(job_dir / "jobs" / "det" / "store")).load().records
+    assert [r.tags for r in records if r.name == "micro_final.weights"] == [("final",)]
+    assert len(records) <= 3  # retention (keep_last: 3) pruned the older backups
+    assert iterations(darknet_logs(job_dir)[0]) == list(range(1, 251))
+    assert (job_dir / "jobs" / "det" / "darknet" / "loss.png").stat().st_size > 1000
+    work = job_dir / "work" / "det" / "dataset"
+    assert "classes = 1" in (work / "obj.data").read_text()
+    assert len((work / "train.txt").read_text().splitlines()) + len((work / "test.txt").read_text().splitlines()) == 8
+    again = cli(job_dir, "run", "job.yaml")  # completed: nothing to do
+    assert again.returncode == 0 and len(darknet_logs(job_dir)) == 1
+    shutil.rmtree(job_dir / "work")  # another machine: the listing uses the cfg kept in the job home
+    listing = cli(job_dir, "checkpoints", "job.yaml", "--json")
+    assert listing.returncode == 0, listing.stderr
+    rows = json.loads(listing.stdout)
+    assert rows[0]["name"] == "micro_final.weights" and rows[0]["counter"] == 250
+    assert rows[0]["valid"] and rows[0]["resume"] and rows[0]["where"] == "store"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fork", ["pjreddie", "alexeyab"])
+def test_kill_9_and_vm_loss_resume_from_the_newest_synced_backup(job_dir: Path, fork: str) -> None:
+    cfg_file = job_dir / "micro.cfg"  # long enough that the kill lands mid-training
+    cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=600"))
+    (job_dir / "job.yaml").write_text(job_yaml(fork, sleep="0.01"))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        synced = [c for _, c in manifest_counters(job_dir) if c] if (job_dir / "jobs" / "det" / "store").exists() else []
+        if synced and max(synced) >= 100:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("no backup reached the store")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    newest_synced = max(c for _, c in manifest_counters(job_dir) if c)
+    shutil.rmtree(job_dir / "work")  # the VM is gone: only the store survives
+    time.sleep(0.3)  # the killed darknet (PDEATHSIG) is gone too
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = darknet_logs(job_dir)
+    assert len(logs) == 2
+    assert "Loading weights from" in logs[1]
+    launches = [e["argv"] for e in journal(job_dir) if e["event"] == "process_start"]
+    assert len(launches) == 2 and "-clear" not in launches[1]  # never -clear on a resume
+    second = iterations(logs[1])
+    assert second[0] >= newest_synced + 1 and second[-1] == 600
+    resumed = [e for e in journal(job_dir) if e["event"] == "resume_from"]
+    assert resumed and resumed[-1]["where"] == "store" and resumed[-1]["counter"] >= newest_synced
+    assert dict(manifest_counters(job_dir))["micro_final.weights"] == 600
+
+
+@pytest.mark.slow
+def test_kill_9_mid_write_on_the_same_machine_skips_the_torn_backup(job_dir: Path) -> None:
+    cfg_file = job_dir / "micro.cfg"
+    cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=400"))
+    (job_dir / "job.yaml").write_text(
+        job_yaml("alexeyab", sleep="0.005", extra_env=', FAKE_DARKNET_WRITE_DELAY: "1.5"'))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the second backup is being written (paused half-way)
+        logs = darknet_logs(job_dir) if (job_dir / "jobs" / "det" / "logs").exists() else []
+        if logs and logs[0].count("Saving weights to") >= 2:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("darknet never started its second backup")
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.3)
+    torn = job_dir / "work" / "det" / "backup" / "micro_last.weights"
+    assert 0 < torn.stat().st_size < 248_196  # a torn local backup, newer (200) than anything valid
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0"))
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = [e for e in journal(job_dir) if e["event"] == "resume_from"][-1]
+    assert resumed["counter"] == 100 and resumed["where"] == "store"
+    assert any("truncated" in reason for reason in resumed["skipped"])
+    assert iterations(darknet_logs(job_dir)[1])[0] == 101
+    assert dict(manifest_counters(job_dir))["micro_final.weights"] == 400
+
+
+def test_truncated_newest_backup_is_skipped(job_dir: Path) -> None:
+    (job_dir / "job.yaml").write_text(job_yaml("pjreddie", sleep="0"))
+    backup = job_dir / "work" / "det" / "backup"
+    backup.mkdir(parents=True)
+    shutil.copy(FIXTURES / "pjreddie" / "micro.backup.truncated", backup / "micro.backup")  # header says 200
+    shutil.copy(FIXTURES / "pjreddie" / "micro_100.weights", backup / "micro_100.weights")
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = darknet_logs(job_dir)[0]
+    assert re.search(r"Loading weights from .*micro_100\.weights", log)
+    assert iterations(log)[0] == 101
+    resumed = next(e for e in journal(job_dir) if e["event"] == "resume_from")
+    assert resumed["counter"] == 100 and any("truncated" in r for r in resumed["skipped"])
+    assert "truncated" in result.stderr
+
+
+@pytest.mark.slow
+def test_deadline_stop_loses_no_iteration_beyond_the_last_backup(job_dir: Path) -> None:
+    cfg_file = job_dir / "micro.cfg"  # long enough that it cannot finish inside the 3 s session
+    cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=3000"))
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0.1", budget="3s"))
+    first = cli(job_dir, "run", "job.yaml")
+    assert first.returncode == 75, first.stderr[-3000:]  # paused: run again to continue
+    log = darknet_logs(job_dir)[0]
+    last_printed = iterations(log)[-1]
+    assert last_printed < 3000
+    synced = max(c for name, c in manifest_counters(job_dir) if c and name == "micro_last.weights")
+    # stopped as soon as the backup was whole on disk: at most the iteration darknet had begun is lost
+    assert 0 <= last_printed - synced <= 1
+    cfg = load_cfg(job_dir / "micro.cfg")
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0"))
+    second = cli(job_dir, "run", "job.yaml")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert iterations(darknet_logs(job_dir)[1])[0] == synced + 1
+    final = job_dir / "work" / "det" / "backup" / "micro_final.weights"
+    assert DarknetWeightsValidator(cfg).validate(final).counter == 3000
+
+
+def test_nan_divergence_fails_the_job_with_the_fix(job_dir: Path) -> None:
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0", extra_env=', FAKE_DARKNET_NAN_AT: "50"'))
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode != 0
+    assert "NaN" in result.stderr and "learning_rate" in result.stderr
+    problems = [e for e in journal(job_dir) if e["event"] == "darknet_problem"]
+    assert problems[0]["problem"] == "nan_loss"
+
+
+def test_class_mismatch_is_a_config_error_naming_the_layer(job_dir: Path) -> None:
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab").replace("classes: [box]", "classes: [box, ball]"))
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode != 0
+    assert "layer 10 [yolo]" in result.stderr and "set filters=21" in result.stderr
+
+
+def test_pretrained_with_clear_on_the_first_session_only(job_dir: Path) -> None:
+    weights = FIXTURES / "pjreddie" / "micro_100.weights"  # seen=400: without -clear darknet would start at 101
+    text = job_yaml("alexeyab", sleep="0") + f'pretrained: "{weights}"\n'
+    (job_dir / "job.yaml").write_text(text.replace("train: {", "train: {clear_pretrained: true, map: true, "))
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (argv,) = [e["argv"] for e in journal(job_dir) if e["event"] == "process_start"]
+    assert argv[-4:] == [str(weights), "-clear", "-dont_show", "-map"]
+    assert iterations(darknet_logs(job_dir)[0])[0] == 1
+    records = ManifestStore(PathStore(job_dir / "jobs" / "det" / "store")).load().records
+    assert any(r.name == "micro_best.weights" and "best" in r.tags for r in records)
+
+
+def test_pretrained_that_is_an_html_page_is_refused(job_dir: Path) -> None:
+    page = job_dir / "darknet53.conv.74"
+    page.write_text("<!DOCTYPE html><html><title>Google Drive - Quota exceeded</title></html>")
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab") + f'pretrained: "{page}"\n')
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode != 0 and "HTML" in result.stderr
