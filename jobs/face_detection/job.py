@@ -138,7 +138,7 @@ class FaceDetectionJob(JobKind):
     def _report(self, ctx: JobContext, tally: _Tally) -> None:
         extra = tally.as_dict()
         ctx.report_progress(tally.frames_now, tally.total_frames or None, "frames", **{
-            k: extra[k] for k in ("videos_done", "videos_failed", "videos_total", "fps", "eta_seconds")
+            k: extra[k] for k in ("videos_done", "videos_failed", "videos_total")
         })
         now = time.monotonic()
         if now - tally.last_status_write >= 5.0:
@@ -150,7 +150,17 @@ class FaceDetectionJob(JobKind):
                                                           "updated": time.time()})
 
     def status_extra(self) -> dict[str, Any]:
-        return read_json(self.output_dir / STATUS_FILE) or {}
+        """Facts for ``orchestrator status`` beyond the progress line (which has videos done/failed/total)."""
+        record = read_json(self.output_dir / STATUS_FILE) or {}
+        facts: dict[str, Any] = {"output": str(self.output_dir)}
+        if record.get("fps"):
+            facts["speed"] = f"{record['fps']} frames/s (last session)"
+        failures = record.get("failures") or {}
+        if failures:
+            shown = [f"{name}: {reason}" for name, reason in list(failures.items())[:3]]
+            more = f" (+{len(failures) - 3} more, see *.failed.json)" if len(failures) > 3 else ""
+            facts["failed"] = "; ".join(shown) + more
+        return facts
 
 
 class _Tally:

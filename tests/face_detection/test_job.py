@@ -56,6 +56,7 @@ def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> 
     assert status["frames_done"] == status["frames_total"] == 12 and status["finished"]
     shown = cli(folder, "status", "job.yaml")
     assert "12/12 frames" in shown.stdout and "completed" in shown.stdout
+    assert "broken: cannot open video broken.mp4" in shown.stdout and "videos_failed 1" in shown.stdout
     again = cli(folder, "run", "job.yaml")
     assert again.returncode == 0 and "already completed" in again.stderr + again.stdout
 
