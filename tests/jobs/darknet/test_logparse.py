@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from jobs.darknet.logparse import Iteration, Loaded, LogParser, MeanAP, Problem, Saved, Status, parse_line, parse_log
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "darknet"
+FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "darknet"
 
 
 def _read(rel: str) -> str:

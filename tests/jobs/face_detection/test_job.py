@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import write_face_video
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def job_folder(tmp_path: Path, frames: int = 12, extra: str = "") -> Path:

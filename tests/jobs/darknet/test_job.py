@@ -23,7 +23,7 @@ from checkpoints.path_store import PathStore
 from jobs.darknet.cfg import load_cfg
 from jobs.darknet.weights import DarknetWeightsValidator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FAKE = ROOT / "tests" / "fakes" / "darknet"
 FIXTURES = ROOT / ".." / "shared" / "fixtures" / "darknet"
 

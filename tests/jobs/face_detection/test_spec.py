@@ -12,7 +12,7 @@ from jobs.face_detection.spec import FaceDetectionSpec
 from orchestrator.errors import ConfigError
 from orchestrator.jobfile import parse_job_text
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def parse(text: str, base: Path) -> FaceDetectionSpec:

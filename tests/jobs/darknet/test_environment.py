@@ -17,7 +17,7 @@ from jobs.darknet.environment import (
 )
 from jobs.darknet.spec import BuildSpec, DarknetSourceSpec
 from orchestrator.errors import ConfigError
-from tests.darknet.test_job import fake_binary
+from tests.jobs.darknet.test_job import fake_binary
 from tests.darknet_patch.test_build import make_buildable_tree
 
 T4 = GpuFacts(present=True, compute_capability="7.5", cuda_version="12.2")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
 FACE_PHOTO = DATA / "astronaut.jpg"
 CAT_PHOTO = DATA / "chelsea.jpg"
 

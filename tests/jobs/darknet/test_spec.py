@@ -8,7 +8,7 @@ from jobs.darknet.spec import DarknetSpec
 from orchestrator.errors import ConfigError
 from orchestrator.jobfile import load_job_file, parse_job_text
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "darknet.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "darknet.yaml"
 
 
 def test_the_shipped_example_validates() -> None:

@@ -9,7 +9,7 @@ from jobs.darknet.classes import TEMPLATES, adapt_cfg, check_classes, load_templ
 from jobs.darknet.network import header_bytes, walk_network, weights_size
 from orchestrator.errors import ConfigError
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "darknet"
+FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "darknet"
 
 
 # --- parser -------------------------------------------------------------------------------------------------

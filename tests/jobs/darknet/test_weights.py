@@ -15,7 +15,7 @@ from jobs.darknet.weights import (
     read_header,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "darknet"
+FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "darknet"
 PJ = FIXTURES / "pjreddie"
 AB = FIXTURES / "alexeyab"
 

@@ -14,7 +14,7 @@ from jobs.darknet.cfg import load_cfg
 from jobs.darknet.logparse import Iteration, Loaded, Problem, Saved, Status, parse_log
 from jobs.darknet.weights import DarknetWeightsValidator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FAKE = ROOT / "tests" / "fakes" / "darknet"
 FIXTURES = ROOT / ".." / "shared" / "fixtures" / "darknet"
 
