@@ -36,7 +36,7 @@ def _expand_path(value: Any, info: ValidationInfo) -> Any:
         path = Path(os.path.expanduser(expand_env(str(value))))
         base = (info.context or {}).get("base_dir") if info is not None else None
         if base is not None and not path.is_absolute():
-            path = Path(base) / path
+            path = Path(os.path.normpath(Path(base) / path))  # lexical: keeps symlinks such as /WORK1
         return path
     return value
 

@@ -19,10 +19,11 @@ def draw_faces(frame: np.ndarray, faces: list[Face] | tuple[Face, ...], landmark
     for face in faces:
         x1, y1, x2, y2 = (round(v) for v in face.box)
         cv2.rectangle(frame, (x1, y1), (x2, y2), BOX_COLOR, thickness)
-        cv2.putText(
-            frame, f"{face.score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_DUPLEX, 0.4 * thickness,
-            TEXT_COLOR, 1, cv2.LINE_AA,
-        )
+        label = f"{face.score:.2f}"
+        (_, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_DUPLEX, 0.4 * thickness, 1)
+        baseline_y = y1 - 4 if y1 - 4 - text_h >= 0 else y1 + text_h + 4  # inside the box at the top edge
+        cv2.putText(frame, label, (x1 + 2, baseline_y), cv2.FONT_HERSHEY_DUPLEX, 0.4 * thickness, TEXT_COLOR, 1,
+                    cv2.LINE_AA)
         if landmarks and face.landmarks is not None:
             for (x, y), color in zip(face.landmarks, LANDMARK_COLORS):
                 cv2.circle(frame, (round(x), round(y)), thickness + 1, color, -1)
