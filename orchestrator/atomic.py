@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 TMP_SUFFIX = ".tmp-orch"
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some FUSE mounts refuse)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # some FUSE mounts refuse opening folders
@@ -32,20 +35,27 @@ def temp_path_for(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}")
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Replace ``target`` with ``data`` atomically."""
+@contextmanager
+def atomic_open(target: Path) -> Iterator[BinaryIO]:
+    """Write ``target`` through a file handle; it appears (complete, fsynced) only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Replace ``target`` with ``data`` atomically."""
+    with atomic_open(target) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(target: Path, text: str) -> None:
@@ -58,21 +68,9 @@ def atomic_write_json(target: Path, obj: Any) -> None:
 
 def atomic_copy_stream(src: BinaryIO, target: Path, chunk_size: int = 8 << 20) -> int:
     """Copy a readable stream into ``target`` atomically; returns the number of bytes written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(target)
-    written = 0
-    try:
-        with open(tmp, "wb") as out:
-            shutil.copyfileobj(src, out, chunk_size)
-            written = out.tell()
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-    return written
+    with atomic_open(target) as out:
+        shutil.copyfileobj(src, out, chunk_size)
+        return out.tell()
 
 
 def is_temp_name(name: str) -> bool:

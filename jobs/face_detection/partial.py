@@ -17,7 +17,6 @@ the input continues from its last committed chunk, and the final files appear on
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.face_detection.mjpeg_avi import iter_segment, pack_segment, write_avi_files
-from orchestrator.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, temp_path_for
+from orchestrator.atomic import atomic_open, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 PARTIAL_DIR = ".partial"
 
@@ -160,18 +159,10 @@ def discard_partial(files: OutputFiles) -> None:
 
 def _join_atomically(parts: list[Path], target: Path) -> None:
     """Concatenate ``parts`` into ``target`` (streamed: flat memory on long videos), atomically."""
-    tmp = temp_path_for(target)
-    try:
-        with open(tmp, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as fh:
-                    shutil.copyfileobj(fh, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_open(target) as out:
+        for part in parts:
+            with open(part, "rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 20)
 
 
 def record_failure(files: OutputFiles, fingerprint: str, reason: str) -> None:
