@@ -69,13 +69,16 @@ def job_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
+def _env(job_dir: Path) -> dict[str, str]:
+    """The job's space-free symlink to its work folder goes in a temp folder of this test, not the real /tmp."""
+    tmp = job_dir.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
 
 
 def cli(job_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=job_dir, capture_output=True,
-                          text=True, timeout=timeout, env=_env(), check=False)
+                          text=True, timeout=timeout, env=_env(job_dir), check=False)
 
 
 def manifest_counters(job_dir: Path) -> list[tuple[str, int | None]]:
@@ -109,7 +112,11 @@ def test_uninterrupted_run_completes_with_final_weights_in_the_store(job_dir: Pa
     assert iterations(darknet_logs(job_dir)[0]) == list(range(1, 251))
     assert (job_dir / "jobs" / "det" / "darknet" / "loss.png").stat().st_size > 1000
     work = job_dir / "work" / "det" / "dataset"
-    assert "classes = 1" in (work / "obj.data").read_text()
+    obj_data = (work / "obj.data").read_text()
+    assert "classes = 1" in obj_data
+    # darknet strips spaces from obj.data: the work folder ("my jobs ü") is reached through a space-free link
+    train_list = next(line.split("=", 1)[1].strip() for line in obj_data.splitlines() if line.startswith("train"))
+    assert " " not in train_list and Path(train_list).resolve() == (work / "train.txt").resolve()
     assert len((work / "train.txt").read_text().splitlines()) + len((work / "test.txt").read_text().splitlines()) == 8
     again = cli(job_dir, "run", "job.yaml")  # completed: nothing to do
     assert again.returncode == 0 and len(darknet_logs(job_dir)) == 1
@@ -127,7 +134,7 @@ def test_kill_9_and_vm_loss_resume_from_the_newest_synced_backup(job_dir: Path, 
     cfg_file = job_dir / "micro.cfg"  # long enough that the kill lands mid-training
     cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=600"))
     (job_dir / "job.yaml").write_text(job_yaml(fork, sleep="0.01"))
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(job_dir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -162,7 +169,7 @@ def test_kill_9_mid_write_on_the_same_machine_skips_the_torn_backup(job_dir: Pat
     cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=400"))
     (job_dir / "job.yaml").write_text(
         job_yaml("alexeyab", sleep="0.005", extra_env=', FAKE_DARKNET_WRITE_DELAY: "1.5"'))
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(job_dir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the second backup is being written (paused half-way)
