@@ -22,11 +22,12 @@ import shutil
 import signal
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from checkpoints.job_checkpoints import JobCheckpoints
-from checkpoints.manifest import ManifestRecord
+from checkpoints.manifest import Manifest, ManifestRecord
 from checkpoints.restore import ResumePoint
 from checkpoints.spec import open_store
 from darknet_patch.fork import Fork
@@ -59,6 +60,22 @@ def _digest(*parts: Any) -> str:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def tag_best(manifest: Manifest, key: str) -> Manifest:
+    """Tag the newly published ``_best.weights`` at ``key`` ``best`` and untag the older ones of its session.
+
+    AlexeyAB rewrites ``_best`` whenever the mAP improves, so within one session the newest is the best; it
+    forgets the best mAP when it restarts, so the newest of every earlier session stays tagged too (retention
+    keeps tagged records: one ``_best`` per session, not one per improvement).
+    """
+    new = manifest.get(key)
+    if new is None:
+        return manifest
+    for record in manifest.records:
+        if record.key != key and record.name == new.name and record.session == new.session and "best" in record.tags:
+            manifest = manifest.add(replace(record, tags=tuple(t for t in record.tags if t != "best")))
+    return manifest.add(replace(new, tags=tuple(sorted({*new.tags, "best"}))))
 
 
 class DarknetJob(JobKind):
@@ -223,7 +240,7 @@ class DarknetJob(JobKind):
         ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
         def published(record: ManifestRecord) -> None:
             if record.name.endswith("_best.weights"):  # AlexeyAB -map: keep the best-mAP weights past retention
-                cps.manifests.tag(record.key, "best")
+                cps.manifests.update(lambda manifest: tag_best(manifest, record.key))
             ctx.report_checkpoint(record.name, record.counter, key=record.key, size=record.size)
 
         cps.start_sync(on_published=published, poll_interval=0.2)

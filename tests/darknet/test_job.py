@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints.manifest import ManifestStore
+from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore
 from checkpoints.path_store import PathStore
 from jobs.darknet.cfg import load_cfg
+from jobs.darknet.job import tag_best
 from jobs.darknet.weights import DarknetWeightsValidator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,7 +260,8 @@ def test_pretrained_with_clear_on_the_first_session_only(job_dir: Path) -> None:
     assert argv[-4:] == [str(weights), "-clear", "-dont_show", "-map"]
     assert iterations(darknet_logs(job_dir)[0])[0] == 1
     records = ManifestStore(PathStore(job_dir / "jobs" / "det" / "store")).load().records
-    assert any(r.name == "micro_best.weights" and "best" in r.tags for r in records)
+    # the fake's mAP improves at 100 and 200: only the newest _best of the session stays tagged and kept
+    assert [(r.counter, r.tags) for r in records if r.name == "micro_best.weights"] == [(200, ("best",))]
 
 
 def test_pretrained_that_is_an_html_page_is_refused(job_dir: Path) -> None:
@@ -268,3 +270,17 @@ def test_pretrained_that_is_an_html_page_is_refused(job_dir: Path) -> None:
     (job_dir / "job.yaml").write_text(job_yaml("alexeyab") + f'pretrained: "{page}"\n')
     result = cli(job_dir, "run", "job.yaml")
     assert result.returncode != 0 and "HTML" in result.stderr
+
+
+def test_tag_best_keeps_the_newest_best_of_each_session() -> None:
+    def rec(seq: int, session: str, name: str = "micro_best.weights", tags: tuple[str, ...] = ()) -> ManifestRecord:
+        return ManifestRecord(name=name, key=f"checkpoints/00000/{seq:08d}-{name}", counter=seq * 100, size=1,
+                              sha256="0" * 64, created=float(seq), session=session, tags=tags, seq=seq)
+
+    manifest = Manifest()
+    for record in (rec(1, "s1"), rec(2, "s1"), rec(3, "s2"), rec(4, "s2", "micro_last.weights"), rec(5, "s2")):
+        manifest = manifest.add(record)
+        if record.name == "micro_best.weights":
+            manifest = tag_best(manifest, record.key)
+    assert [(r.seq, r.tags) for r in sorted(manifest.records, key=lambda r: r.seq)] == [
+        (1, ()), (2, ("best",)), (3, ()), (4, ()), (5, ("best",))]
