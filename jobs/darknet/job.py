@@ -143,6 +143,8 @@ class DarknetJob(JobKind):
         spec = self.spec
         steps = []
         if spec.path_aliases:
+            # now, not in the step: the fingerprints below read the dataset and cfg, which may lie behind an alias
+            ensure_aliases(spec.path_aliases)
             steps.append(Step("aliases", _digest(spec.path_aliases), lambda c: ensure_aliases(spec.path_aliases),
                               lambda: all(Path(a).is_symlink() for a in spec.path_aliases), "path symlinks"))
         steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json")), self._step_darknet,

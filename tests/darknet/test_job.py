@@ -284,3 +284,18 @@ def test_tag_best_keeps_the_newest_best_of_each_session() -> None:
             manifest = tag_best(manifest, record.key)
     assert [(r.seq, r.tags) for r in sorted(manifest.records, key=lambda r: r.seq)] == [
         (1, ()), (2, ("best",)), (3, ()), (4, ()), (5, ("best",))]
+
+
+@pytest.mark.slow
+def test_dataset_behind_a_path_alias_is_not_prepared_again_on_a_rerun(job_dir: Path) -> None:
+    """The fingerprint must see the data through the alias the first run created, not a missing folder."""
+    alias = job_dir.parent / "WORK1"
+    cfg_file = job_dir / "micro.cfg"  # long enough to pause at the 2 s deadline
+    cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=3000"))
+    text = job_yaml("alexeyab", sleep="0.05", budget="2s").replace("path: ./voc data", f'path: "{alias}/voc data"')
+    (job_dir / "job.yaml").write_text(text + f'path_aliases: {{"{alias}": "{job_dir}"}}\n')
+    for _ in range(2):
+        result = cli(job_dir, "run", "job.yaml")
+        assert result.returncode == 75, result.stderr[-3000:]
+    steps = [(e["event"], e["step"]) for e in journal(job_dir) if e.get("step") == "dataset"]
+    assert steps == [("step_done", "dataset"), ("step_skipped", "dataset")]
