@@ -30,7 +30,7 @@ from checkpoints.job_checkpoints import JobCheckpoints
 from checkpoints.manifest import Manifest, ManifestRecord
 from checkpoints.restore import ResumePoint
 from checkpoints.spec import open_store
-from darknet_patch.fork import Fork
+from darknet_patch.fork import Fork, source_revision
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
 from jobs.darknet.cfg import DarknetCfg, load_cfg
 from jobs.darknet.chart import LossHistory, load_history, render_chart
@@ -147,7 +147,9 @@ class DarknetJob(JobKind):
             ensure_aliases(spec.path_aliases)
             steps.append(Step("aliases", _digest(spec.path_aliases), lambda c: ensure_aliases(spec.path_aliases),
                               lambda: all(Path(a).is_symlink() for a in spec.path_aliases), "path symlinks"))
-        steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json")), self._step_darknet,
+        # a local source folder's revision is part of it: edited sources are built again on this machine too
+        steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json"), self._darknet_source_signature()),
+                          self._step_darknet,
                           lambda: read_darknet_record(self.paths.work) is not None, "build or restore darknet"))
         # the source's listing is part of the fingerprint: added or changed images re-prepare the data
         dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg, spec.train.model_dump(mode="json"),
@@ -160,6 +162,16 @@ class DarknetJob(JobKind):
             steps.append(Step("pretrained", _digest(spec.pretrained, spec.pretrained_sha256), self._step_pretrained,
                               lambda: (self.pretrained_path() or Path("/-")).is_file(), "pretrained weights"))
         return steps
+
+    def _darknet_source_signature(self) -> str:
+        source = self.spec.darknet.source
+        folder = Path(os.path.expanduser(source)) if source else None
+        if folder is None or not folder.is_dir():
+            return source or "prebuilt binary"  # a git URL is pinned by ref; a binary is used as it is
+        try:
+            return source_revision(folder)
+        except OSError:
+            return "unreadable"
 
     def _cfg_source_signature(self) -> str:
         if self.spec.cfg in TEMPLATE_NAMES:

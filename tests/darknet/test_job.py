@@ -21,8 +21,10 @@ import pytest
 from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore
 from checkpoints.path_store import PathStore
 from jobs.darknet.cfg import load_cfg
-from jobs.darknet.job import tag_best
+from jobs.darknet.job import DarknetJob, tag_best
 from jobs.darknet.weights import DarknetWeightsValidator
+from orchestrator.jobfile import load_job_file
+from orchestrator.paths import JobPaths
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "fakes" / "darknet"
@@ -299,3 +301,25 @@ def test_dataset_behind_a_path_alias_is_not_prepared_again_on_a_rerun(job_dir: P
         assert result.returncode == 75, result.stderr[-3000:]
     steps = [(e["event"], e["step"]) for e in journal(job_dir) if e.get("step") == "dataset"]
     assert steps == [("step_done", "dataset"), ("step_skipped", "dataset")]
+
+
+def test_editing_a_local_darknet_source_builds_again(job_dir: Path) -> None:
+    """The darknet step's fingerprint follows a local source folder's content, not just the job file."""
+    source = job_dir / "my darknet"
+    (source / "examples").mkdir(parents=True)
+    (source / "Makefile").write_text("GPU=0\n")
+    detector = source / "examples" / "detector.c"
+    detector.write_text("void test_detector() { show_image(); }\n")
+    text = job_yaml("pjreddie").replace("darknet: {binary: ./bin/darknet, fork: pjreddie}",
+                                        f'darknet: {{source: "{source}"}}')
+    (job_dir / "job.yaml").write_text(text)
+    spec = load_job_file(job_dir / "job.yaml")
+
+    def darknet_fingerprint() -> str:
+        job = DarknetJob(spec, JobPaths.for_spec(spec))
+        return next(step.fingerprint for step in job.steps(None) if step.name == "darknet")  # type: ignore[arg-type]
+
+    before = darknet_fingerprint()
+    assert darknet_fingerprint() == before
+    detector.write_text("void test_detector() { /* show_image(); */ }\n")  # the seed's hand edit
+    assert darknet_fingerprint() != before
