@@ -118,9 +118,10 @@ def run_make(source: Path, build_log: Path, jobs: int | None = None) -> Path:
         out.flush()
         try:
             # make dies with us (kill -9 mid-build): an orphan make must not keep writing into the tree that
-            # the re-run deletes and copies again
+            # the re-run deletes and copies again. Its own session: a Ctrl-C asks the job to stop, which it
+            # does once the build is done (and cached), instead of killing make and failing the job
             proc = subprocess.run(argv, cwd=source, stdout=out, stderr=subprocess.STDOUT, check=False,
-                                  preexec_fn=_SET_DEATH_SIGNAL)
+                                  preexec_fn=_SET_DEATH_SIGNAL, start_new_session=True)
         except OSError as exc:
             raise BuildError(f"cannot run make in {source}: {exc}; install build-essential") from exc
     if proc.returncode != 0:

@@ -176,3 +176,30 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead, just not reaped
     except FileNotFoundError:
         return False
+
+
+def test_ctrl_c_does_not_kill_the_build(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole foreground group: make must finish (the job then pauses)."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    started = tmp_path / "make.started"
+    fake_make = tools / "make"  # a make that takes a moment, then leaves a darknet-like binary
+    fake_make.write_text(f"#!/bin/sh\ntouch '{started}'\nsleep 1\nprintf '#!/bin/sh\\necho usage\\n' > darknet\n")
+    fake_make.chmod(0o755)
+    source = tmp_path / "src tree"
+    source.mkdir()
+    script = ("import signal, sys; from pathlib import Path; from darknet_patch.build import run_make; "
+              "signal.signal(signal.SIGINT, lambda *a: None); "  # the runner's handler: record a stop request
+              "print(run_make(Path(sys.argv[1]), Path(sys.argv[2])).name)")
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    orchestrator = subprocess.Popen([sys.executable, "-c", script, str(source), str(tmp_path / "build.log")],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(orchestrator.pid, signal.SIGINT)  # what the terminal does
+    out, err = orchestrator.communicate(timeout=30)
+    assert orchestrator.returncode == 0, err[-2000:]
+    assert out.strip() == "darknet"
