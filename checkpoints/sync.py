@@ -49,6 +49,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class _StopRaceFilter(logging.Filter):
+    """Drop watchdog's ERROR for its own stop race (the emitter was reading when the observer stopped).
+
+    It is harmless (watchdog returns as if there were no event) but reached users as an error line when a
+    session ended.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRaceFilter())
+
 Signature = tuple[int, int, int]  # size, mtime_ns, inode
 
 

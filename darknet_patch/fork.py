@@ -59,7 +59,10 @@ ContentView = Callable[[str, bytes], bytes]
 
 
 def source_revision(source: Path, view: ContentView | None = None) -> str:
-    """The git commit of the tree, else a hash of its sources as seen through ``view``.
+    """The git commit of a clean git tree, else a hash of its sources as seen through ``view``.
+
+    A git tree with uncommitted edits to tracked files (darknet users edit ``detector.c``) is hashed: its
+    commit would hand out a cached binary built without those edits.
 
     ``view`` maps (relative path, bytes) to the bytes to hash: the build passes the patch set applied in
     memory, so a tree hashes the same before and after it was patched in place.
@@ -70,7 +73,11 @@ def source_revision(source: Path, view: ContentView | None = None) -> str:
             commit = subprocess.run(
                 ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
             ).stdout.strip()
-            if commit:
+            edits = subprocess.run(
+                ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()
+            if commit and not edits:
                 return commit
         except (OSError, subprocess.CalledProcessError):
             pass

@@ -22,14 +22,15 @@ import shutil
 import signal
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from checkpoints.job_checkpoints import JobCheckpoints
-from checkpoints.manifest import ManifestRecord
+from checkpoints.manifest import Manifest, ManifestRecord
 from checkpoints.restore import ResumePoint
 from checkpoints.spec import open_store
-from darknet_patch.fork import Fork
+from darknet_patch.fork import Fork, source_revision
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
 from jobs.darknet.cfg import DarknetCfg, load_cfg
 from jobs.darknet.chart import LossHistory, load_history, render_chart
@@ -59,6 +60,22 @@ def _digest(*parts: Any) -> str:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def tag_best(manifest: Manifest, key: str) -> Manifest:
+    """Tag the newly published ``_best.weights`` at ``key`` ``best`` and untag the older ones of its session.
+
+    AlexeyAB rewrites ``_best`` whenever the mAP improves, so within one session the newest is the best; it
+    forgets the best mAP when it restarts, so the newest of every earlier session stays tagged too (retention
+    keeps tagged records: one ``_best`` per session, not one per improvement).
+    """
+    new = manifest.get(key)
+    if new is None:
+        return manifest
+    for record in manifest.records:
+        if record.key != key and record.name == new.name and record.session == new.session and "best" in record.tags:
+            manifest = manifest.add(replace(record, tags=tuple(t for t in record.tags if t != "best")))
+    return manifest.add(replace(new, tags=tuple(sorted({*new.tags, "best"}))))
 
 
 class DarknetJob(JobKind):
@@ -126,9 +143,13 @@ class DarknetJob(JobKind):
         spec = self.spec
         steps = []
         if spec.path_aliases:
+            # now, not in the step: the fingerprints below read the dataset and cfg, which may lie behind an alias
+            ensure_aliases(spec.path_aliases)
             steps.append(Step("aliases", _digest(spec.path_aliases), lambda c: ensure_aliases(spec.path_aliases),
                               lambda: all(Path(a).is_symlink() for a in spec.path_aliases), "path symlinks"))
-        steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json")), self._step_darknet,
+        # a local source folder's revision is part of it: edited sources are built again on this machine too
+        steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json"), self._darknet_source_signature()),
+                          self._step_darknet,
                           lambda: read_darknet_record(self.paths.work) is not None, "build or restore darknet"))
         # the source's listing is part of the fingerprint: added or changed images re-prepare the data
         dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg, spec.train.model_dump(mode="json"),
@@ -141,6 +162,16 @@ class DarknetJob(JobKind):
             steps.append(Step("pretrained", _digest(spec.pretrained, spec.pretrained_sha256), self._step_pretrained,
                               lambda: (self.pretrained_path() or Path("/-")).is_file(), "pretrained weights"))
         return steps
+
+    def _darknet_source_signature(self) -> str:
+        source = self.spec.darknet.source
+        folder = Path(os.path.expanduser(source)) if source else None
+        if folder is None or not folder.is_dir():
+            return source or "prebuilt binary"  # a git URL is pinned by ref; a binary is used as it is
+        try:
+            return source_revision(folder)
+        except OSError:
+            return "unreadable"
 
     def _cfg_source_signature(self) -> str:
         if self.spec.cfg in TEMPLATE_NAMES:
@@ -223,7 +254,7 @@ class DarknetJob(JobKind):
         ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
         def published(record: ManifestRecord) -> None:
             if record.name.endswith("_best.weights"):  # AlexeyAB -map: keep the best-mAP weights past retention
-                cps.manifests.tag(record.key, "best")
+                cps.manifests.update(lambda manifest: tag_best(manifest, record.key))
             ctx.report_checkpoint(record.name, record.counter, key=record.key, size=record.size)
 
         cps.start_sync(on_published=published, poll_interval=0.2)

@@ -182,3 +182,12 @@ def test_store_errors_are_retried(tmp_path: Path) -> None:
         assert sync.flush(timeout=20)
     assert [r.counter for r in manifests.load().records] == [1]
     assert [op for op, _ in store.calls].count("upload") == 2
+
+
+def test_watchdogs_stop_race_message_is_not_shown(caplog: pytest.LogCaptureFixture) -> None:
+    """watchdog logs an ERROR when its emitter was reading while the observer stopped: harmless, not shown."""
+    inotify_log = logging.getLogger("watchdog.observers.inotify")
+    with caplog.at_level(logging.INFO):
+        inotify_log.error("InotifyEmitter.queue_events() called when the thread is inactive")
+        inotify_log.error("some other watchdog error")
+    assert [r.getMessage() for r in caplog.records] == ["some other watchdog error"]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +136,70 @@ def test_key_is_the_same_before_and_after_patching_in_place(tmp_path: Path) -> N
     before = BuildKey.for_build(tree, Fork.ALEXEYAB, flags).digest()
     apply_patches(tree, Fork.ALEXEYAB, flags)
     assert BuildKey.for_build(tree, Fork.ALEXEYAB, flags).digest() == before
+
+
+def test_make_dies_with_the_orchestrator_killed_mid_build(tmp_path: Path) -> None:
+    """kill -9 during the build: make must not live on and write into the tree the re-run copies again."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    pid_file = tmp_path / "make.pid"
+    fake_make = tools / "make"  # a make that runs for a long time and says who it is
+    fake_make.write_text(f"#!/bin/sh\necho $$ > '{pid_file}'\nexec sleep 60\n")
+    fake_make.chmod(0o755)
+    source = tmp_path / "src tree"
+    source.mkdir()
+    script = ("import sys; from pathlib import Path; from darknet_patch.build import run_make; "
+              "run_make(Path(sys.argv[1]), Path(sys.argv[2]))")
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    orchestrator = subprocess.Popen([sys.executable, "-c", script, str(source), str(tmp_path / "build.log")], env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while not (pid_file.is_file() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        make_pid = int(pid_file.read_text())
+        orchestrator.kill()
+        orchestrator.wait(10)
+        deadline = time.monotonic() + 5
+        while _alive(make_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(make_pid), "make outlived the killed orchestrator"
+    finally:
+        orchestrator.kill()
+        if pid_file.is_file() and pid_file.read_text().strip() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead, just not reaped
+    except FileNotFoundError:
+        return False
+
+
+def test_ctrl_c_does_not_kill_the_build(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole foreground group: make must finish (the job then pauses)."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    started = tmp_path / "make.started"
+    fake_make = tools / "make"  # a make that takes a moment, then leaves a darknet-like binary
+    fake_make.write_text(f"#!/bin/sh\ntouch '{started}'\nsleep 1\nprintf '#!/bin/sh\\necho usage\\n' > darknet\n")
+    fake_make.chmod(0o755)
+    source = tmp_path / "src tree"
+    source.mkdir()
+    script = ("import signal, sys; from pathlib import Path; from darknet_patch.build import run_make; "
+              "signal.signal(signal.SIGINT, lambda *a: None); "  # the runner's handler: record a stop request
+              "print(run_make(Path(sys.argv[1]), Path(sys.argv[2])).name)")
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    orchestrator = subprocess.Popen([sys.executable, "-c", script, str(source), str(tmp_path / "build.log")],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(orchestrator.pid, signal.SIGINT)  # what the terminal does
+    out, err = orchestrator.communicate(timeout=30)
+    assert orchestrator.returncode == 0, err[-2000:]
+    assert out.strip() == "darknet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,22 @@ def test_source_revision_is_a_content_hash_without_git(tmp_path: Path) -> None:
     assert first.startswith("content-") and source_revision(tree) == first
     (tree / "src" / "dark_cuda.c").write_text("int gpu_index = 1;\n")
     assert source_revision(tree) != first
+
+
+def test_source_revision_of_a_git_tree_sees_uncommitted_edits(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "t", Fork.PJREDDIE)
+    git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert source_revision(tree) == commit
+    detector = tree / "examples" / "detector.c"
+    detector.write_text(detector.read_text() + "/* show_image commented out by hand */\n")
+    edited = source_revision(tree)  # the seed workflow's hand edit: not the commit's binary
+    assert edited.startswith("content-")
+    detector.write_text(detector.read_text() + "/* and again */\n")
+    assert source_revision(tree) not in (edited, commit)
 
 
 # --- Makefile -----------------------------------------------------------------------------------------------

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints.manifest import ManifestStore
+from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore
 from checkpoints.path_store import PathStore
 from jobs.darknet.cfg import load_cfg
+from jobs.darknet.job import DarknetJob, tag_best
 from jobs.darknet.weights import DarknetWeightsValidator
+from orchestrator.jobfile import load_job_file
+from orchestrator.paths import JobPaths
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE = ROOT / "tests" / "fakes" / "darknet"
@@ -69,13 +72,16 @@ def job_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
+def _env(job_dir: Path) -> dict[str, str]:
+    """The job's space-free symlink to its work folder goes in a temp folder of this test, not the real /tmp."""
+    tmp = job_dir.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
 
 
 def cli(job_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=job_dir, capture_output=True,
-                          text=True, timeout=timeout, env=_env(), check=False)
+                          text=True, timeout=timeout, env=_env(job_dir), check=False)
 
 
 def manifest_counters(job_dir: Path) -> list[tuple[str, int | None]]:
@@ -109,7 +115,11 @@ def test_uninterrupted_run_completes_with_final_weights_in_the_store(job_dir: Pa
     assert iterations(darknet_logs(job_dir)[0]) == list(range(1, 251))
     assert (job_dir / "jobs" / "det" / "darknet" / "loss.png").stat().st_size > 1000
     work = job_dir / "work" / "det" / "dataset"
-    assert "classes = 1" in (work / "obj.data").read_text()
+    obj_data = (work / "obj.data").read_text()
+    assert "classes = 1" in obj_data
+    # darknet strips spaces from obj.data: the work folder ("my jobs ü") is reached through a space-free link
+    train_list = next(line.split("=", 1)[1].strip() for line in obj_data.splitlines() if line.startswith("train"))
+    assert " " not in train_list and Path(train_list).resolve() == (work / "train.txt").resolve()
     assert len((work / "train.txt").read_text().splitlines()) + len((work / "test.txt").read_text().splitlines()) == 8
     again = cli(job_dir, "run", "job.yaml")  # completed: nothing to do
     assert again.returncode == 0 and len(darknet_logs(job_dir)) == 1
@@ -127,7 +137,7 @@ def test_kill_9_and_vm_loss_resume_from_the_newest_synced_backup(job_dir: Path, 
     cfg_file = job_dir / "micro.cfg"  # long enough that the kill lands mid-training
     cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=600"))
     (job_dir / "job.yaml").write_text(job_yaml(fork, sleep="0.01"))
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(job_dir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -162,7 +172,7 @@ def test_kill_9_mid_write_on_the_same_machine_skips_the_torn_backup(job_dir: Pat
     cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=400"))
     (job_dir / "job.yaml").write_text(
         job_yaml("alexeyab", sleep="0.005", extra_env=', FAKE_DARKNET_WRITE_DELAY: "1.5"'))
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(job_dir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the second backup is being written (paused half-way)
@@ -252,7 +262,8 @@ def test_pretrained_with_clear_on_the_first_session_only(job_dir: Path) -> None:
     assert argv[-4:] == [str(weights), "-clear", "-dont_show", "-map"]
     assert iterations(darknet_logs(job_dir)[0])[0] == 1
     records = ManifestStore(PathStore(job_dir / "jobs" / "det" / "store")).load().records
-    assert any(r.name == "micro_best.weights" and "best" in r.tags for r in records)
+    # the fake's mAP improves at 100 and 200: only the newest _best of the session stays tagged and kept
+    assert [(r.counter, r.tags) for r in records if r.name == "micro_best.weights"] == [(200, ("best",))]
 
 
 def test_pretrained_that_is_an_html_page_is_refused(job_dir: Path) -> None:
@@ -261,3 +272,54 @@ def test_pretrained_that_is_an_html_page_is_refused(job_dir: Path) -> None:
     (job_dir / "job.yaml").write_text(job_yaml("alexeyab") + f'pretrained: "{page}"\n')
     result = cli(job_dir, "run", "job.yaml")
     assert result.returncode != 0 and "HTML" in result.stderr
+
+
+def test_tag_best_keeps_the_newest_best_of_each_session() -> None:
+    def rec(seq: int, session: str, name: str = "micro_best.weights", tags: tuple[str, ...] = ()) -> ManifestRecord:
+        return ManifestRecord(name=name, key=f"checkpoints/00000/{seq:08d}-{name}", counter=seq * 100, size=1,
+                              sha256="0" * 64, created=float(seq), session=session, tags=tags, seq=seq)
+
+    manifest = Manifest()
+    for record in (rec(1, "s1"), rec(2, "s1"), rec(3, "s2"), rec(4, "s2", "micro_last.weights"), rec(5, "s2")):
+        manifest = manifest.add(record)
+        if record.name == "micro_best.weights":
+            manifest = tag_best(manifest, record.key)
+    assert [(r.seq, r.tags) for r in sorted(manifest.records, key=lambda r: r.seq)] == [
+        (1, ()), (2, ("best",)), (3, ()), (4, ()), (5, ("best",))]
+
+
+@pytest.mark.slow
+def test_dataset_behind_a_path_alias_is_not_prepared_again_on_a_rerun(job_dir: Path) -> None:
+    """The fingerprint must see the data through the alias the first run created, not a missing folder."""
+    alias = job_dir.parent / "WORK1"
+    cfg_file = job_dir / "micro.cfg"  # long enough to pause at the 2 s deadline
+    cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=3000"))
+    text = job_yaml("alexeyab", sleep="0.05", budget="2s").replace("path: ./voc data", f'path: "{alias}/voc data"')
+    (job_dir / "job.yaml").write_text(text + f'path_aliases: {{"{alias}": "{job_dir}"}}\n')
+    for _ in range(2):
+        result = cli(job_dir, "run", "job.yaml")
+        assert result.returncode == 75, result.stderr[-3000:]
+    steps = [(e["event"], e["step"]) for e in journal(job_dir) if e.get("step") == "dataset"]
+    assert steps == [("step_done", "dataset"), ("step_skipped", "dataset")]
+
+
+def test_editing_a_local_darknet_source_builds_again(job_dir: Path) -> None:
+    """The darknet step's fingerprint follows a local source folder's content, not just the job file."""
+    source = job_dir / "my darknet"
+    (source / "examples").mkdir(parents=True)
+    (source / "Makefile").write_text("GPU=0\n")
+    detector = source / "examples" / "detector.c"
+    detector.write_text("void test_detector() { show_image(); }\n")
+    text = job_yaml("pjreddie").replace("darknet: {binary: ./bin/darknet, fork: pjreddie}",
+                                        f'darknet: {{source: "{source}"}}')
+    (job_dir / "job.yaml").write_text(text)
+    spec = load_job_file(job_dir / "job.yaml")
+
+    def darknet_fingerprint() -> str:
+        job = DarknetJob(spec, JobPaths.for_spec(spec))
+        return next(step.fingerprint for step in job.steps(None) if step.name == "darknet")  # type: ignore[arg-type]
+
+    before = darknet_fingerprint()
+    assert darknet_fingerprint() == before
+    detector.write_text("void test_detector() { /* show_image(); */ }\n")  # the seed's hand edit
+    assert darknet_fingerprint() != before
