@@ -29,7 +29,7 @@ from darknet_patch.fork import Fork, detect_fork, source_revision
 from darknet_patch.makefile import BuildFlags
 from darknet_patch.source import PATCH_SET_VERSION, apply_patches, patch_names, patched_view
 from orchestrator.errors import BuildError, StorageError
-from orchestrator.process import _SET_DEATH_SIGNAL  # the PR_SET_PDEATHSIG setter ManagedProcess uses
+from orchestrator.process import SET_DEATH_SIGNAL  # the PR_SET_PDEATHSIG setter ManagedProcess uses
 
 CACHE_PREFIX = "darknet-build"
 _CHECK_TIMEOUT = 30.0
@@ -121,7 +121,7 @@ def run_make(source: Path, build_log: Path, jobs: int | None = None) -> Path:
             # the re-run deletes and copies again. Its own session: a Ctrl-C asks the job to stop, which it
             # does once the build is done (and cached), instead of killing make and failing the job
             proc = subprocess.run(argv, cwd=source, stdout=out, stderr=subprocess.STDOUT, check=False,
-                                  preexec_fn=_SET_DEATH_SIGNAL, start_new_session=True)
+                                  preexec_fn=SET_DEATH_SIGNAL, start_new_session=True)
         except OSError as exc:
             raise BuildError(f"cannot run make in {source}: {exc}; install build-essential") from exc
     if proc.returncode != 0:

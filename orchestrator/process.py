@@ -37,7 +37,8 @@ def _death_signal_setter() -> Callable[[], None] | None:
     return set_death_signal
 
 
-_SET_DEATH_SIGNAL = _death_signal_setter()
+#: ``preexec_fn`` that makes a child die with this process (None where unsupported); for every long child.
+SET_DEATH_SIGNAL = _death_signal_setter()
 
 
 class ManagedProcess:
@@ -55,7 +56,7 @@ class ManagedProcess:
             self.proc = subprocess.Popen(
                 self.argv, cwd=cwd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
                 stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_SET_DEATH_SIGNAL,  # noqa: PLW1509 - one prctl call, no locks taken
+                preexec_fn=SET_DEATH_SIGNAL,  # noqa: PLW1509 - one prctl call, no locks taken
             )
         except FileNotFoundError as exc:
             self._log.close()

@@ -151,7 +151,7 @@ class JobRunner:
         if record.state not in ACTIVE_STATES:
             return
         session = record.current_session
-        lost_at = previous.heartbeat if previous is not None else record.updated
+        lost_at = max(previous.heartbeat, record.updated) if previous is not None else record.updated
         reason = f"session {session.id if session else '?'} vanished without a clean stop"
         if why:
             reason += f" ({why})"
@@ -268,7 +268,9 @@ class JobRunner:
             return RunResult(JobState.COMPLETED, outcome.summary)
         if isinstance(outcome, Stopped):
             session = record.current_session
-            if session is not None and (record.last_checkpoint is None or record.last_checkpoint.time < session.started):
+            ran = record.state is JobState.RUNNING  # a session stopped while preparing did no job work to lose
+            if ran and session is not None and (record.last_checkpoint is None
+                                                or record.last_checkpoint.time < session.started):
                 log.warning("this session saved no new checkpoint: its work is lost. If that repeats, the session "
                             "budget is too short to reach the next checkpoint; save more often or raise the budget")
                 self.journal.append("no_checkpoint_this_session", session=session.id)
