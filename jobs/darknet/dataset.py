@@ -27,6 +27,7 @@ from pathlib import Path
 from jobs.darknet.voc import Issue, check_yolo_lines, parse_voc, to_yolo_lines
 from orchestrator.atomic import atomic_write_json, atomic_write_text
 from orchestrator.errors import ConfigError
+from orchestrator.logs import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG", ".BMP")
 _REPORT_ISSUES = 200
@@ -50,6 +51,10 @@ class DatasetReport:
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(issue.kind for issue in self.issues))
+
+
+#: Datasets at least this large show a progress bar while they are prepared.
+_PROGRESS_FROM = 500
 
 
 def find_samples(root: Path, fmt: str) -> list[Sample]:
@@ -228,7 +233,10 @@ def prepare_dataset(
     test_lines: list[str] = []
     used: set[str] = set()
     made: set[str] = set()
+    bar = progress_bar(len(samples), "dataset", "img") if len(samples) >= _PROGRESS_FROM else None
     for sample, shard in zip(samples, shard_names(len(samples), per_folder)):
+        if bar is not None:
+            bar.update(1)
         lines, issues = labels_for(sample, fmt, class_index)
         report.issues.extend(issues)
         report.boxes += len(lines)
@@ -244,6 +252,8 @@ def prepare_dataset(
         _place(sample.image, dest, link)
         _write_scratch(dest.with_suffix(".txt"), "".join(line + "\n" for line in lines).encode())
         (test_lines if in_test_split(sample.rel, test_fraction, seed) else train_lines).append(str(dest))
+    if bar is not None:
+        bar.close()
     if not train_lines:
         raise ConfigError(f"the split left no training images out of {len(samples)}; lower dataset.test_fraction")
     report.train, report.test = len(train_lines), len(test_lines)
