@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("job", type=Path, help="the job file (job.yaml)")
     run.add_argument("--takeover", action="store_true", help="take the job over from a session that holds it")
     run.add_argument("--retry", action="store_true", help="resume a failed job")
+    run.add_argument("--reopen", action="store_true",
+                     help="continue a completed job with changed settings (e.g. a higher max_batches)")
     run.add_argument("-v", "--verbose", action="store_true")
     status = sub.add_parser("status", help="where the job stands")
     status.add_argument("job", type=Path, help="the job file, or the job's folder in checkpoint_dir")
@@ -58,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_console_logging(args.verbose)
     spec = load_job_file(args.job)
-    result = JobRunner(spec).run(takeover=args.takeover, retry=args.retry)
+    result = JobRunner(spec).run(takeover=args.takeover, retry=args.retry, reopen=args.reopen)
     if result.exit_code == 75:
         print(f"job {spec.name} paused ({result.reason}); run the same command again to continue")
     elif result.exit_code == 0:

@@ -103,11 +103,14 @@ class JobRunner:
         self.journal = Journal(self.paths.journal, now=now)
         self.states = StateStore(self.paths, self.journal, now=now)
 
-    def run(self, takeover: bool = False, retry: bool = False, handle_signals: bool = True) -> RunResult:
+    def run(self, takeover: bool = False, retry: bool = False, handle_signals: bool = True,
+            reopen: bool = False) -> RunResult:
+        """One session. ``retry`` resumes a failed job; ``reopen`` continues a completed one (e.g. after raising
+        max_batches in the job file)."""
         kind_cls = self.kind_factory(self.spec.kind)  # fail on a missing extra before touching anything
         ensure_job_home(self.paths, self.spec.checkpoint_dir)
         record = self.states.load()
-        early = self._refuse_or_none(record, retry)
+        early = self._refuse_or_none(record, retry, reopen)
         if early is not None:
             return early
         session_id = new_session_id()
@@ -117,7 +120,7 @@ class JobRunner:
             record = self.states.load()
             if record is None:  # state first: the journal never holds events of a job without a state file
                 record = self.states.save(JobRecord(job=self.spec.name, kind=self.spec.kind))
-            early = self._refuse_or_none(record, retry)
+            early = self._refuse_or_none(record, retry, reopen)
             if early is not None:
                 return early
             if previous is not None and why:
@@ -132,11 +135,12 @@ class JobRunner:
             lease.release()
 
     # --- before the session ------------------------------------------------------------------------------
-    def _refuse_or_none(self, record: JobRecord | None, retry: bool) -> RunResult | None:
+    def _refuse_or_none(self, record: JobRecord | None, retry: bool, reopen: bool = False) -> RunResult | None:
         if record is None:
             return None
-        if record.state is JobState.COMPLETED:
-            log.info("job %s is already completed (%s); nothing to do", self.spec.name, record.reason or "done")
+        if record.state is JobState.COMPLETED and not reopen:
+            log.info("job %s is already completed (%s); nothing to do. To continue it with changed settings "
+                     "(e.g. a higher max_batches), run again with --reopen", self.spec.name, record.reason or "done")
             return RunResult(JobState.COMPLETED, record.reason)
         if record.state is JobState.FAILED and not retry:
             tail = ""
@@ -192,7 +196,8 @@ class JobRunner:
             log.info("job %s: session %d (%s) on %s; stop planned in %.0fs (%s clock)", self.spec.name, index,
                      session_id, session.host, clock.seconds_left(), clock.source)
             try:
-                self.states.transition(record, JobState.PREPARING, "session start")
+                self.states.transition(record, JobState.PREPARING, "reopened" if record.state is JobState.COMPLETED
+                                       else "session start")
                 outcome = self._prepare(kind, ctx, record)
                 if outcome is None:
                     self.states.transition(record, JobState.RUNNING, "")

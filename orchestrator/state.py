@@ -35,7 +35,8 @@ class JobState(str, Enum):
 
 
 #: Legal transitions. PAUSED = stopped cleanly (deadline, signal); INTERRUPTED = the session vanished (kill -9,
-#: VM gone) and a later run noticed; FAILED leaves only through ``run --retry``.
+#: VM gone) and a later run noticed; FAILED leaves only through ``run --retry``, COMPLETED only through
+#: ``run --reopen`` (continue with changed settings, e.g. a higher max_batches).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.NEW: frozenset({JobState.PREPARING}),
     JobState.PREPARING: frozenset({JobState.RUNNING, JobState.PAUSED, JobState.INTERRUPTED, JobState.FAILED}),
@@ -43,7 +44,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PAUSED: frozenset({JobState.PREPARING}),
     JobState.INTERRUPTED: frozenset({JobState.PREPARING}),
     JobState.FAILED: frozenset({JobState.PREPARING}),
-    JobState.COMPLETED: frozenset(),
+    JobState.COMPLETED: frozenset({JobState.PREPARING}),  # only through ``run --reopen``
 }
 
 #: States in which a session is (or was, if it vanished) actively working on the job.

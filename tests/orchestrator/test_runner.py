@@ -112,3 +112,15 @@ def test_deadline_with_a_fake_clock(runner) -> None:
     # 12 h budget - 15 min margin = 705 min: the 71st ten-minute step crosses it
     assert record.progress.counter == 71
     assert record.progress.rate() == pytest.approx(1 / 600)
+
+
+def test_completed_job_reopens_only_on_request(runner) -> None:
+    StepJob.outcomes = [Completed("first"), Completed("second")]
+    r = runner()
+    assert r.run(handle_signals=False).state is JobState.COMPLETED
+    assert r.run(handle_signals=False).reason == "first"  # nothing ran: already completed
+    assert StepJob.outcomes == [Completed("second")]
+    result = r.run(handle_signals=False, reopen=True)
+    assert result.state is JobState.COMPLETED and result.reason == "second"
+    reasons = [e["reason"] for e in journal_events(r, "transition") if e["from_state"] == "completed"]
+    assert reasons == ["reopened"]

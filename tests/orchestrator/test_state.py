@@ -16,13 +16,13 @@ def make_store(tmp_path: Path) -> StateStore:
     return StateStore(paths, Journal(paths.journal))
 
 
-def test_every_state_has_a_row_and_completed_is_final() -> None:
+def test_every_state_has_a_row_and_completed_leaves_only_to_preparing() -> None:
     assert set(TRANSITIONS) == set(JobState)
-    assert TRANSITIONS[JobState.COMPLETED] == frozenset()
+    assert TRANSITIONS[JobState.COMPLETED] == frozenset({JobState.PREPARING})
 
 
 def test_illegal_transition_names_both_states() -> None:
-    with pytest.raises(StateError, match="illegal transition completed -> running"):
+    with pytest.raises(StateError, match="illegal transition completed -> running.*allowed from completed: preparing"):
         check_transition(JobState.COMPLETED, JobState.RUNNING)
     with pytest.raises(StateError, match="new -> completed.*allowed from new: preparing"):
         check_transition(JobState.NEW, JobState.COMPLETED)

@@ -323,3 +323,17 @@ def test_editing_a_local_darknet_source_builds_again(job_dir: Path) -> None:
     assert darknet_fingerprint() == before
     detector.write_text("void test_detector() { /* show_image(); */ }\n")  # the seed's hand edit
     assert darknet_fingerprint() != before
+
+
+def test_raising_max_batches_and_reopening_trains_on_from_the_final_weights(job_dir: Path) -> None:
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0"))
+    assert cli(job_dir, "run", "job.yaml").returncode == 0
+    cfg = job_dir / "micro.cfg"
+    cfg.write_text(cfg.read_text().replace("max_batches=250", "max_batches=350"))
+    again = cli(job_dir, "run", "job.yaml")
+    assert again.returncode == 0 and "--reopen" in again.stderr and len(darknet_logs(job_dir)) == 1
+    reopened = cli(job_dir, "run", "job.yaml", "--reopen")
+    assert reopened.returncode == 0, reopened.stderr[-3000:]
+    second = darknet_logs(job_dir)[1]
+    assert iterations(second)[0] == 251 and iterations(second)[-1] == 350  # continued, never -clear
+    assert dict(manifest_counters(job_dir))["micro_final.weights"] == 350
