@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.journal import Journal  # noqa: E402
-from orchestrator.paths import JobPaths  # noqa: E402
-from orchestrator.state import JobRecord, JobState, SessionRecord, StateStore  # noqa: E402
+from orchestrator.journal import Journal
+from orchestrator.paths import JobPaths
+from orchestrator.state import JobRecord, JobState, SessionRecord, StateStore
 
 
 def build_job(home: Path, events: int) -> None:
@@ -31,8 +31,8 @@ def build_job(home: Path, events: int) -> None:
     home.mkdir(parents=True)
     journal = Journal(paths.journal)
     with open(paths.journal, "w") as fh:  # bulk-write: the bench measures reading, not 10k fsyncs
-        for i in range(events):
-            fh.write(f'{{"t": {1e9 + i}, "event": "checkpoint", "name": "ckpt-{i}.pt", "counter": {i}}}\n')
+        fh.writelines(f'{{"t": {1e9 + i}, "event": "checkpoint", "name": "ckpt-{i}.pt", "counter": {i}}}\n'
+                      for i in range(events))
     record = JobRecord(job=home.name, kind="command", state=JobState.PAUSED, reason="deadline")
     for i in range(50):
         record.sessions.append(SessionRecord(id=f"s{i}", index=i + 1, host="vm", pid=1, started=1e9 + i * 100,

@@ -61,7 +61,7 @@ def preprocess(frames: list[np.ndarray], device: torch.device, dtype: torch.dtyp
     if device.type == "cpu":
         batch = np.empty((len(frames), *frames[0].shape), dtype=np.float32)
         for frame, out in zip(frames, batch):
-            cv2.subtract(frame, _BGR_MEAN_SCALAR, dst=out, dtype=cv2.CV_32F)
+            cv2.subtract(frame, _BGR_MEAN_SCALAR, dst=out, dtype=cv2.CV_32F)  # type: ignore[call-overload]
         return torch.from_numpy(batch).permute(0, 3, 1, 2).to(dtype)  # NCHW view of NHWC: channels-last
     uploaded = torch.from_numpy(np.stack(frames)).to(device).permute(0, 3, 1, 2)
     mean = torch.tensor(BGR_MEAN, device=device, dtype=torch.float32).view(1, 3, 1, 1)
