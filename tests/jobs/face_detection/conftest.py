@@ -3,6 +3,12 @@ and small videos made from them."""
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import cv2
@@ -27,6 +33,28 @@ def write_face_video(path: Path, frames: int = 12, size: tuple[int, int] = (320,
         writer.write(canvas)
     writer.release()
     return path
+
+
+def committed_chunks(progress: Path) -> int:
+    """Chunks of the input in progress committed so far (its ``progress.json``), 0 before the first."""
+    return json.loads(progress.read_text())["chunks"] if progress.exists() else 0
+
+
+def kill_after_chunks(child: subprocess.Popen, progress: Path, target: int, rng: random.Random,
+                      timeout: float) -> bool:
+    """Wait until ``target`` chunks are committed, then ``kill -9`` the child at a random moment soon after.
+    Returns whether it was killed (False: it had already exited)."""
+    deadline = time.monotonic() + timeout
+    while child.poll() is None and time.monotonic() < deadline:
+        if committed_chunks(progress) >= target:
+            break
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.05))
+    killed = child.poll() is None
+    if killed:
+        os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    return killed
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from .conftest import write_face_video
+from .conftest import kill_after_chunks, write_face_video
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -73,18 +73,7 @@ def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     rng = random.Random(7)
     kills, committed = 0, 0
     for _ in range(3):
-        child = popen(folder)
-        target = committed + rng.randint(1, 2)
-        deadline = time.monotonic() + 90
-        while child.poll() is None and time.monotonic() < deadline:
-            if progress.exists() and json.loads(progress.read_text())["chunks"] >= target:
-                break
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.05))
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGKILL)
-            kills += 1
-        child.wait()
+        kills += kill_after_chunks(popen(folder), progress, committed + rng.randint(1, 2), rng, timeout=90)
         if (out / "clip.summary.json").exists():
             break
         committed = json.loads(progress.read_text())["chunks"]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -19,7 +17,7 @@ from jobs.face_detection.detections import read_detections
 from jobs.face_detection.partial import OutputFiles
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings, inference_size
 
-from .conftest import CAT_PHOTO, FACE_PHOTO, write_face_video
+from .conftest import CAT_PHOTO, FACE_PHOTO, committed_chunks, kill_after_chunks, write_face_video
 
 
 def count_frames(path: Path) -> tuple[int, float]:
@@ -131,21 +129,10 @@ def test_kill_9_at_random_points_then_rerun_equals_uninterrupted(tiny_weights: P
     rng = random.Random(1234)
     kills, committed = 0, 0
     for _ in range(3):  # kill -9 at a random moment after some more chunks got committed
-        child = start(out)
-        target = committed + 1
-        deadline = time.monotonic() + 60
-        while child.poll() is None and time.monotonic() < deadline:
-            if progress.exists() and json.loads(progress.read_text())["chunks"] >= target:
-                break
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.05))
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGKILL)
-            kills += 1
-        child.wait()
+        kills += kill_after_chunks(start(out), progress, committed + 1, rng, timeout=60)
         if (out / "clip.summary.json").exists():  # finished (maybe killed while tidying up): nothing to resume
             break
-        committed = json.loads(progress.read_text())["chunks"] if progress.exists() else committed
+        committed = committed_chunks(progress) if progress.exists() else committed
     assert kills >= 2 and committed >= 2  # the re-runs resumed from committed chunks
     final = start(out)
     assert final.wait(timeout=120) == 0
