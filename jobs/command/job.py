@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Stopped
-from jobs.command.checkpoints import FoundCheckpoint, scan_checkpoints
+from jobs.command.checkpoints import scan_checkpoints
 from jobs.command.spec import CommandSpec
 from orchestrator.process import ManagedProcess
 
 if TYPE_CHECKING:
+    from checkpoints.discovery import Candidate
     from checkpoints.job_checkpoints import JobCheckpoints
 
 POLL_SECONDS = 0.2
@@ -145,9 +146,9 @@ class _CheckpointWatcher:
         self.seen: tuple[str, int, float] | None = None
         latest = self.latest()
         if latest is not None:
-            self.seen = (latest.path.name, latest.size, latest.mtime)
+            self.seen = (latest.name, latest.size, latest.modified)
 
-    def latest(self) -> FoundCheckpoint | None:
+    def latest(self) -> Candidate | None:
         if self.job.spec.checkpoints is None:
             return None
         found = scan_checkpoints(self.job.output_dir, self.job.spec.checkpoints)
@@ -157,7 +158,7 @@ class _CheckpointWatcher:
         latest = self.latest()
         if latest is None:
             return
-        key = (latest.path.name, latest.size, latest.mtime)
+        key = (latest.name, latest.size, latest.modified)
         if key != self.seen:
             self.seen = key
-            self.ctx.report_checkpoint(latest.path.name, latest.counter, size=latest.size)
+            self.ctx.report_checkpoint(latest.name, latest.counter, size=latest.size)
