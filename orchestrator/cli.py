@@ -19,6 +19,7 @@ from orchestrator.jobfile import json_schema, load_job_file
 from orchestrator.logs import setup_console_logging
 from orchestrator.paths import JobPaths
 from orchestrator.spec import JobSpecBase
+from orchestrator.state import JobState
 
 log = logging.getLogger("orchestrator")
 
@@ -61,10 +62,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_console_logging(args.verbose)
     spec = load_job_file(args.job)
     result = JobRunner(spec).run(takeover=args.takeover, retry=args.retry, reopen=args.reopen)
-    if result.exit_code == 75:
-        print(f"job {spec.name} paused ({result.reason}); run the same command again to continue")
-    elif result.exit_code == 0:
+    if result.state is JobState.COMPLETED:
         print(f"job {spec.name} completed")
+    elif result.state is not JobState.FAILED:
+        print(f"job {spec.name} paused ({result.reason}); run the same command again to continue")
     else:
         print(f"job {spec.name} failed: {result.reason}\nfix the cause, then: orchestrator run {args.job} --retry")
     return result.exit_code
@@ -77,16 +78,18 @@ def _saved_lease_ttl(paths: JobPaths) -> float:
         return 600.0
 
 
+def _job_kind(spec: JobSpecBase, paths: JobPaths) -> Any:
+    from jobs.registry import load_job_kind
+
+    return load_job_kind(spec.kind)(spec, paths)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from orchestrator.status import format_status, job_status
 
     spec, paths = _spec_and_paths(args.job)
     ttl = spec.session.lease_ttl if spec is not None else _saved_lease_ttl(paths)
-    extra = None
-    if spec is not None:
-        from jobs.registry import load_job_kind
-
-        extra = load_job_kind(spec.kind)(spec, paths).status_extra()
+    extra = _job_kind(spec, paths).status_extra() if spec is not None else None
     report = job_status(paths, lease_ttl=ttl, extra=extra)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -109,11 +112,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_checkpoints(args: argparse.Namespace) -> int:
     from checkpoints.discovery import format_rows
     from checkpoints.job_checkpoints import rows_as_json
-    from jobs.registry import load_job_kind
 
     spec = load_job_file(args.job)
-    paths = JobPaths.for_spec(spec)
-    catalog = load_job_kind(spec.kind)(spec, paths).checkpoints()
+    catalog = _job_kind(spec, JobPaths.for_spec(spec)).checkpoints()
     rows = catalog.rows() if catalog is not None else []
     if args.json:
         print(json.dumps(rows_as_json(rows), indent=2, default=str))

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -59,8 +60,9 @@ class RunResult:
         return EXIT_PAUSED
 
 
-def ensure_job_home(paths: JobPaths, checkpoint_dir: Any) -> None:
+def ensure_job_home(paths: JobPaths) -> None:
     """Create the job's home, but never a checkpoint_dir whose parent is missing (e.g. Drive not mounted)."""
+    checkpoint_dir = paths.home.parent
     if not checkpoint_dir.exists() and not checkpoint_dir.parent.exists():
         hint = ""
         if str(checkpoint_dir).startswith("/content/drive"):
@@ -108,7 +110,7 @@ class JobRunner:
         """One session. ``retry`` resumes a failed job; ``reopen`` continues a completed one (e.g. after raising
         max_batches in the job file)."""
         kind_cls = self.kind_factory(self.spec.kind)  # fail on a missing extra before touching anything
-        ensure_job_home(self.paths, self.spec.checkpoint_dir)
+        ensure_job_home(self.paths)
         record = self.states.load()
         early = self._refuse_or_none(record, retry, reopen)
         if early is not None:
@@ -168,8 +170,6 @@ class JobRunner:
     def _write_spec_copy(self) -> None:
         data = self.spec.model_dump(mode="json")
         try:
-            import json
-
             if json.loads(self.paths.spec_copy.read_text()) == data:
                 return
         except (OSError, ValueError):
