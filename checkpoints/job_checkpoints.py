@@ -92,7 +92,7 @@ class JobCheckpoints:
         Call it at session start while holding the job's lease: it also checks the store is usable and sweeps
         partial objects left by a writer that was killed mid-copy."""
         self.store.check_usable()
-        swept = self.store.sweep_leftovers()
+        swept = self.store.sweep_leftovers(older_than=0.0)  # under the lease every leftover is ours
         if swept:
             self.log.info("checkpoint: removed %d partial object(s) left by an interrupted copy", swept)
         point = prepare_resume(
@@ -113,11 +113,19 @@ class JobCheckpoints:
     # -- live sync -----------------------------------------------------------------------------------------
 
     def start_sync(
-        self, on_published: Callable[[ManifestRecord], None] | None = None, **options: float
+        self,
+        on_published: Callable[[ManifestRecord], None] | None = None,
+        guard: Callable[[], None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
+        **options: float,
     ) -> CheckpointSync:
-        """Start copying new checkpoints from ``output_dir`` to the store (``options``: poll_interval, ...)."""
+        """Start copying new checkpoints from ``output_dir`` to the store (``options``: poll_interval, ...).
+
+        ``guard`` runs before every manifest write (the lease check); ``on_fatal`` hears of a fault retrying
+        cannot fix (the store vanished, the lease was lost), after which nothing more is published."""
         if self._sync is not None:
             raise CheckpointError(f"checkpoint sync of {self.output_dir} is already running")
+        self.manifests.guard = guard
 
         def published(record: ManifestRecord) -> None:
             try:
@@ -135,6 +143,7 @@ class JobCheckpoints:
             self.patterns,
             self.validator,
             on_published=published,
+            on_fatal=on_fatal,
             logger=self.log,
             **options,  # type: ignore[arg-type]
         ).start()

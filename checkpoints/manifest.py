@@ -24,7 +24,7 @@ from pathlib import Path
 
 from checkpoints.store import CheckpointStore
 from checkpoints.validators import file_sha256
-from orchestrator.core.errors import StateError, StorageError
+from orchestrator.core.errors import StateError, StorageError, StoreVanishedError
 from orchestrator.core.logs import get_logger
 
 log = get_logger(__name__)
@@ -131,6 +131,8 @@ class ManifestStore:
         self.verify_readback = verify_readback
         self._lock = threading.RLock()
         self._known_revision: int | None = None
+        #: called before every write (the lease check): raises to forbid it
+        self.guard: Callable[[], None] | None = None
 
     # -- reading -------------------------------------------------------------------------------------------
 
@@ -150,7 +152,15 @@ class ManifestStore:
     def update(self, change: Callable[[Manifest], Manifest]) -> Manifest:
         """Apply ``change`` to the current manifest and write the result atomically; returns it."""
         with self._lock:
+            if self.guard is not None:
+                self.guard()
             current = self.load()
+            if self._known_revision and current.revision == 0:
+                raise StoreVanishedError(
+                    f"the checkpoint store {self.store} lost its manifest mid-run (this session last wrote revision "
+                    f"{self._known_revision}): its folder was deleted or unmounted. Restore or remount it, then run "
+                    f"the same command again"
+                )
             if self._known_revision is not None and current.revision != self._known_revision:
                 raise StateError(
                     f"the manifest in {self.store} is at revision {current.revision}, but this session last wrote "
@@ -179,6 +189,8 @@ class ManifestStore:
         unknown = set(tags) - set(KNOWN_TAGS)
         if unknown:
             raise ValueError(f"unknown checkpoint tags {sorted(unknown)}; known: {list(KNOWN_TAGS)}")
+        if self.guard is not None:
+            self.guard()
         size = os.stat(src).st_size
         digest = sha256 or file_sha256(src)
         with self._lock:

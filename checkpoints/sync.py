@@ -42,7 +42,7 @@ from checkpoints.filecopy import copy_fd
 from checkpoints.manifest import ManifestRecord, ManifestStore
 from checkpoints.validators import Validator, file_sha256, generic_validator
 from orchestrator.core.atomic import is_temp_name
-from orchestrator.core.errors import OrchestratorError, QuotaExceededError
+from orchestrator.core.errors import LeaseLostError, OrchestratorError, QuotaExceededError, StoreVanishedError
 from orchestrator.core.logs import get_logger
 
 if TYPE_CHECKING:
@@ -110,6 +110,7 @@ class CheckpointSync:
         stable_polls: int = 2,
         rescan_interval: float = 10.0,
         on_published: Callable[[ManifestRecord], None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -122,6 +123,9 @@ class CheckpointSync:
         self.stable_polls = max(1, stable_polls)
         self.rescan_interval = rescan_interval
         self.on_published = on_published
+        self.on_fatal = on_fatal
+        #: a fault retrying cannot fix (the store vanished, the lease was lost): nothing more is published
+        self.fatal: str | None = None
         self.clock = clock
         self.log = logger or log
         self._pending: dict[Path, _Pending] = {}
@@ -161,14 +165,16 @@ class CheckpointSync:
         deadline = time.monotonic() + timeout
         self._rescan()
         with self._cond:
+            for entry in self._pending.values():
+                entry.retry_at = 0.0  # a clean stop retries at once instead of waiting out a backoff
             self._cond.notify_all()
-            while self._pending or self._busy:
+            while (self._pending or self._busy) and self.fatal is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.log.warning("checkpoint sync: flush timed out with %d files pending", len(self._pending))
                     return False
                 self._cond.wait(min(left, self.poll_interval))
-        return True
+        return self.fatal is None
 
     def stop(self, flush_timeout: float | None = None) -> bool:
         """Optionally flush, then stop watching. Returns whether the flush completed (True without one)."""
@@ -241,7 +247,7 @@ class CheckpointSync:
     def _run(self) -> None:
         while True:
             with self._cond:
-                if self._stopping:
+                if self._stopping or self.fatal is not None:
                     return
                 self._cond.wait(self.poll_interval)
                 if self._stopping:
@@ -253,6 +259,10 @@ class CheckpointSync:
                     self._rescan()
                 for path in paths:
                     self._step(path)
+            except (StoreVanishedError, LeaseLostError) as exc:
+                self._give_up(str(exc))
+            except OSError as exc:  # the local folder or the home failed (full, read-only): retried next poll
+                self._note_fault(f"{exc.filename or ''}: {exc.strerror or exc}")
             except Exception as exc:  # keep the watcher alive; report the bug
                 self.log.exception("checkpoint sync: unexpected error")
                 self._last_error = f"unexpected error: {exc!r}"
@@ -311,11 +321,15 @@ class CheckpointSync:
             counter = verdict.counter if verdict.counter is not None else counter_from_name(path.name)
             try:
                 record = self.manifests.publish(staged, path.name, counter, sha256=digest)
+            except (StoreVanishedError, LeaseLostError) as exc:
+                self._give_up(str(exc))
+                return
             except QuotaExceededError as exc:
                 self._fail(path, entry, f"store quota exceeded, sync paused for an hour: {exc}", 3600.0)
                 return
             except (OrchestratorError, OSError) as exc:
-                self._fail(path, entry, f"publishing {path.name} failed: {exc}", min(300.0, 2.0**entry.failures))
+                # short waits: once the fault clears, the next attempt follows within seconds
+                self._fail(path, entry, f"publishing {path.name} failed: {exc}", min(5.0, 2.0**entry.failures))
                 return
             self._published_by_name[path.name] = (copied, digest)
             self._settled_sig[path] = sig
@@ -331,8 +345,26 @@ class CheckpointSync:
         finally:
             staged.unlink(missing_ok=True)
 
+    def _note_fault(self, message: str) -> None:
+        if message != self._last_error:
+            self.log.warning("checkpoint sync: %s (retrying)", message)
+        self._last_error = message
+
+    def _give_up(self, message: str) -> None:
+        self.log.error("checkpoint sync stopped: %s", message)
+        with self._cond:
+            self.fatal = self._last_error = message
+            self._pending.clear()
+            self._cond.notify_all()
+        if self.on_fatal is not None:
+            self.on_fatal(message)
+
     def _fail(self, path: Path, entry: _Pending, message: str, wait: float) -> None:
-        self.log.warning("checkpoint sync: %s (retrying in %.0fs)", message, wait)
+        # one line per fault, not per retry: repeats of the same fault are counted
+        if entry.failures == 0 or message != self._last_error:
+            self.log.warning("checkpoint sync: %s (retrying in %.0fs)", message, wait)
+        elif entry.failures in (10, 100, 1000):
+            self.log.warning("checkpoint sync: still failing after %d attempts: %s", entry.failures, message)
         with self._cond:
             entry.failures += 1
             entry.retry_at = self.clock() + wait

@@ -4,8 +4,12 @@ A job kind is a class registered in ``jobs.registry`` under its ``kind:`` name. 
 (``orchestrator.app.runner``) owns the lease, the state machine, deadlines, restarts and the journal; the job kind
 only says which idempotent preparation steps it needs and how to run (and resume) the work:
 
+    check_inputs(previous) -> None  before anything is built or written: every path the job reads exists, and
+                                    a change from the spec the home last ran with (``previous``) is usable;
+                                    raises ConfigError naming the field/file (exit 2, home untouched)
     steps(ctx)  -> list[Step]       run once each, skipped on a re-run while their fingerprint is unchanged
     run(ctx)    -> RunOutcome       do the work from wherever it stopped; poll ctx.stop_requested()
+    result_missing() -> str | None  for a job recorded completed: what of its final result is gone, if anything
     status_extra(paths) -> dict     cheap extra facts for `orchestrator status` (never walk big folders)
 
 ``run`` returns a decision as a value (Completed / Stopped / Crashed); it raises OrchestratorError
@@ -106,8 +110,15 @@ class JobKind(ABC):
         self.spec = spec
         self.paths = paths
 
+    def check_inputs(self, previous: dict[str, Any] | None = None) -> None:
+        """Raise ConfigError for a missing input or a change the existing checkpoints cannot follow."""
+
     def steps(self, ctx: JobContext) -> list[Step]:
         return []
+
+    def result_missing(self) -> str | None:
+        """For a job recorded ``completed``: a sentence saying which durable result is gone, else None."""
+        return None
 
     @abstractmethod
     def run(self, ctx: JobContext) -> RunOutcome:

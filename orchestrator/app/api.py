@@ -27,8 +27,9 @@ from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import ROOT_LOGGER, setup_console_logging
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.spec import JobSpecBase, SessionSpec
+from orchestrator.core.state import job_paths
 
-__all__ = ["load_job", "run", "status"]
+__all__ = ["check_inputs", "load_job", "run", "status"]
 
 JobRef = str | Path | JobSpecBase
 
@@ -36,6 +37,15 @@ JobRef = str | Path | JobSpecBase
 def load_job(path: str | Path) -> JobSpecBase:
     """Read and validate a job file; raises :class:`~orchestrator.ConfigError` naming file, line and field."""
     return load_job_file(Path(path))
+
+
+def check_inputs(job: JobRef) -> JobSpecBase:
+    """What ``validate`` checks beyond the file: every path the job reads, and whether a change from the spec its
+    home last ran with is usable (raises ConfigError naming the field or file; nothing is written)."""
+    spec = _spec(job)
+    runner = JobRunner(spec)
+    runner.preflight()
+    return spec
 
 
 def _spec(job: JobRef) -> JobSpecBase:
@@ -60,18 +70,22 @@ def _logging_restored() -> Iterator[None]:
 
 
 def run(job: JobRef, *, retry: bool = False, reopen: bool = False, takeover: bool = False,
-        console: bool = True, verbose: bool = False, handle_signals: bool = True) -> RunResult:
+        console: bool = True, verbose: bool = False, handle_signals: bool = True,
+        new_lineage: bool = False) -> RunResult:
     """Run one session of ``job`` (a job file's path or a loaded spec): start it, or resume it where it stopped.
 
     ``retry`` resumes a failed job, ``reopen`` continues a completed one with changed settings, ``takeover``
-    takes the job from a session whose machine is gone. ``console`` prints our log lines to stderr while it
+    takes the job from a session whose machine is gone. ``new_lineage`` starts the checkpoints afresh after a
+    change the old ones cannot follow (class count, layers), keeping the old ones in ``previous-lineages/``.
+    ``console`` prints our log lines to stderr while it
     runs. SIGINT/SIGTERM ask the job to checkpoint and pause (``handle_signals``; main thread only).
     """
     spec = _spec(job)
     with _logging_restored():
         if console:
             setup_console_logging(verbose)
-        return JobRunner(spec).run(takeover=takeover, retry=retry, reopen=reopen, handle_signals=handle_signals)
+        return JobRunner(spec).run(takeover=takeover, retry=retry, reopen=reopen, handle_signals=handle_signals,
+                                   new_lineage=new_lineage)
 
 
 def saved_session_spec(paths: JobPaths) -> SessionSpec:
@@ -84,7 +98,7 @@ def saved_session_spec(paths: JobPaths) -> SessionSpec:
 
 def _paths_of(job: JobRef) -> tuple[JobSpecBase | None, JobPaths]:
     if isinstance(job, JobSpecBase):
-        return job, JobPaths.for_spec(job)
+        return job, job_paths(job)
     target = Path(job)
     if target.is_dir():
         paths = JobPaths.for_home(target)
@@ -92,7 +106,7 @@ def _paths_of(job: JobRef) -> tuple[JobSpecBase | None, JobPaths]:
             raise ConfigError(f"{target}: not a job folder (no state.json); give the job file or the job's folder")
         return None, paths
     spec = load_job(target)
-    return spec, JobPaths.for_spec(spec)
+    return spec, job_paths(spec)
 
 
 def status(job_or_home: JobRef) -> StatusReport:

@@ -1,25 +1,30 @@
 """Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints} ...``, a thin layer over
 the public API (``orchestrator.app.api``).
 
-Exit codes: 0 completed / ok, 75 paused (run the same command again to continue), 2 bad job file or usage,
-3 another live session holds the job, 4 the job failed (see ``status``; ``run --retry`` resumes it).
+Exit codes (``orchestrator.core.errors``): 0 completed / ok; 75 paused, interrupted or a storage fault (fix the
+named cause, then run the same command again to continue); 2 bad job file, input or usage (nothing changed);
+3 another live session holds the job, or took it over from this one; 4 the job failed (see ``status``; fix the
+cause, then ``run --retry``). No other code is returned: an unexpected error (a bug) prints its traceback and
+exits 4.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from orchestrator.app import api
 from orchestrator.app.jobfile import json_schema
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.errors import EXIT_FAILED, EXIT_RESUMABLE, OrchestratorError, storage_error
 from orchestrator.core.logs import setup_console_logging
-from orchestrator.core.paths import JobPaths
+from orchestrator.core.state import job_paths
 from orchestrator.core.state import JobState
 
 log = logging.getLogger("orchestrator")
@@ -34,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retry", action="store_true", help="resume a failed job")
     run.add_argument("--reopen", action="store_true",
                      help="continue a completed job with changed settings (e.g. a higher max_batches)")
+    run.add_argument("--new-lineage", action="store_true",
+                     help="after a change the existing checkpoints cannot follow (class count, layers): start the "
+                          "job's checkpoints afresh, moving the earlier ones aside into previous-lineages/ (kept)")
     run.add_argument("-v", "--verbose", action="store_true")
     status = sub.add_parser("status", help="where the job stands")
     status.add_argument("job", type=Path, help="the job file, or the job's folder in checkpoint_dir")
@@ -50,9 +58,15 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     spec = api.load_job(args.job)
     setup_console_logging(args.verbose)
-    result = api.run(spec, takeover=args.takeover, retry=args.retry, reopen=args.reopen, console=False)
+    result = api.run(spec, takeover=args.takeover, retry=args.retry, reopen=args.reopen, console=False,
+                     new_lineage=args.new_lineage)
     if result.state is JobState.COMPLETED:
         print(f"job {spec.name} completed")
+    elif result.reason == "lease-lost":
+        print(f"job {spec.name}: another session took the job over (--takeover); this session stopped writing")
+    elif result.reason == "signal":
+        print(f"job {spec.name} stopped as you asked (saved at its last checkpoint); run the same command again "
+              f"to continue")
     elif result.state is not JobState.FAILED:
         print(f"job {spec.name} paused ({result.reason}); run the same command again to continue")
     else:
@@ -73,6 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = api.load_job(args.job)
+    api.check_inputs(spec)
     print(json.dumps(spec.model_dump(mode="json"), indent=2))
     return 0
 
@@ -88,7 +103,11 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     from jobs.registry import load_job_kind
 
     spec = api.load_job(args.job)
-    catalog = load_job_kind(spec.kind)(spec, JobPaths.for_spec(spec)).checkpoints()
+    paths = job_paths(spec)
+    if paths.local is None:
+        print(f"job {spec.name}: it has not run yet; no checkpoints")
+        return 0
+    catalog = load_job_kind(spec.kind)(spec, paths).checkpoints()
     rows = catalog.rows() if catalog is not None else []
     if args.json:
         print(json.dumps(rows_as_json(rows), indent=2, default=str))
@@ -113,9 +132,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OrchestratorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `status | head`: the reader left; nothing to say
+        _silence_stdout()
+        return 0
+    except OSError as exc:
+        print(f"error: {storage_error(exc)}", file=sys.stderr)
+        return EXIT_RESUMABLE
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        print("stopped at once; work since the last checkpoint is lost. Run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_RESUMABLE
+    except Exception:  # a bug: keep its traceback, but exit with a documented code
+        traceback.print_exc()
+        print("error: internal error (a bug; please report it with the traceback above). The job's saved state "
+              "is unchanged: run the same command again to resume", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's exit flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
 """``run``: one session of a job, from lease to release.
 
-    load record -> refuse if completed/failed -> take lease -> note an interrupted predecessor -> session start
+    load record -> same kind? inputs and changes usable? (exit 2, home untouched) -> refuse if completed (and its
+    result is still there) or failed -> take lease -> identity (job id; a lost state file rebuilt) -> sweep our
+    temp files -> note an interrupted predecessor -> session start
     -> preparing: idempotent steps (skipped while their fingerprint is unchanged and outputs present)
     -> running: JobKind.run, restarted with backoff on crashes up to ``restart.max_restarts``
-    -> completed | paused(deadline|signal) | failed(reason) -> session end -> release lease
+    -> completed | paused(deadline|signal|storage fault|lease-lost) | failed(reason) -> session end -> release
+
+Every state write and checkpoint publish first checks the lease (one writer after a ``--takeover``). A file-system
+fault (read-only, full, I/O error, a vanished folder) ends the session with one line naming the path and the fix
+and exit 75; the state is left resumable.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,9 +28,16 @@ from typing import Any
 
 from jobs.base import Completed, Crashed, JobKind, RunOutcome, Stopped
 from jobs.registry import load_job_kind
-from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.atomic import atomic_write_json, is_temp_name
 from orchestrator.core.context import RunContext
-from orchestrator.core.errors import ConfigError, OrchestratorError, StateError
+from orchestrator.core.errors import (
+    ConfigError,
+    LeaseLostError,
+    OrchestratorError,
+    StateError,
+    StorageError,
+    storage_error,
+)
 from orchestrator.core.gpu import detect_gpus
 from orchestrator.core.journal import Journal
 from orchestrator.core.lease import Lease, LeaseInfo
@@ -39,12 +53,16 @@ from orchestrator.core.state import (
     SessionRecord,
     StateStore,
     StepRecord,
+    new_job_id,
+    read_record,
 )
 
 log = logging.getLogger(__name__)
 
 EXIT_COMPLETED = 0
 EXIT_PAUSED = 75  # EX_TEMPFAIL: run the same command again to continue
+#: how often (seconds) the job's stop polls re-read the lease file to notice a takeover between heartbeats
+LEASE_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,8 @@ class RunResult:
             return EXIT_COMPLETED
         if self.state is JobState.FAILED:
             return StateError.exit_code
+        if self.reason == "lease-lost":
+            return LeaseLostError.exit_code
         return EXIT_PAUSED
 
 
@@ -69,7 +89,10 @@ def ensure_job_home(paths: JobPaths) -> None:
         if str(checkpoint_dir).startswith("/content/drive"):
             hint = " Is Google Drive mounted? In Colab: from google.colab import drive; drive.mount('/content/drive')"
         raise ConfigError(f"checkpoint_dir: {checkpoint_dir} does not exist and neither does its parent.{hint}")
-    paths.home.mkdir(parents=True, exist_ok=True)
+    try:
+        paths.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "creating the job folder") from None
 
 
 @contextmanager
@@ -81,6 +104,9 @@ def stop_on_signals(ctx: RunContext) -> Iterator[None]:
         if ctx.stop_requested() == "signal" and signum == signal.SIGINT:
             raise KeyboardInterrupt
         ctx.request_stop("signal")
+        if signum == signal.SIGINT:
+            print("stopping cleanly after the next checkpoint; press Ctrl-C again to stop at once", file=sys.stderr,
+                  flush=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -107,25 +133,51 @@ class JobRunner:
         self.states = StateStore(self.paths, self.journal, now=now)
 
     def run(self, takeover: bool = False, retry: bool = False, handle_signals: bool = True,
-            reopen: bool = False) -> RunResult:
+            reopen: bool = False, new_lineage: bool = False) -> RunResult:
         """One session. ``retry`` resumes a failed job; ``reopen`` continues a completed one (e.g. after raising
-        max_batches in the job file)."""
+        max_batches in the job file); ``new_lineage`` starts a new line of checkpoints after a change the old
+        ones cannot follow (they are moved aside into ``previous-lineages/``, never deleted)."""
         kind_cls = self.kind_factory(self.spec.kind)  # fail on a missing extra before touching anything
         ensure_job_home(self.paths)
-        record = self.states.load()
-        early = self._refuse_or_none(record, retry, reopen)
+        try:
+            return self._run(kind_cls, takeover, retry, handle_signals, reopen, new_lineage)
+        except OSError as exc:  # the home itself failed (read-only, full, gone): the state stays as it was
+            raise storage_error(exc) from None
+
+    def preflight(self, new_lineage: bool = False) -> tuple[JobRecord | None, JobKind]:
+        """Checks that write nothing: the kind matches the home, inputs exist, changes are usable."""
+        kind_cls = self.kind_factory(self.spec.kind)
+        try:
+            record = read_record(self.paths)
+        except OSError as exc:
+            raise storage_error(exc) from None
+        self._check_identity(record)
+        kind: JobKind = kind_cls(self.spec, JobPaths.for_spec(self.spec, record.job_id if record else None))
+        kind.check_inputs(None if new_lineage else self._previous_spec())
+        return record, kind
+
+    def _run(self, kind_cls: type, takeover: bool, retry: bool, handle_signals: bool, reopen: bool,
+             new_lineage: bool) -> RunResult:
+        self.states.load()  # recovers a torn state file from its previous copy (journaled)
+        record, kind = self.preflight(new_lineage)
+        reopen = reopen or self._result_gone(record, kind)
+        early = self._refuse_or_none(record, retry, reopen or new_lineage)
         if early is not None:
             return early
         session_id = new_session_id()
         lease, previous, why = Lease.acquire(self.paths, session_id, self.spec.session.lease_ttl, takeover,
                                              now=self.now)
         try:
+            self.states.guard = self.journal.guard = lease.check_held
             record = self.states.load()
-            if record is None:  # state first: the journal never holds events of a job without a state file
-                record = self.states.save(JobRecord(job=self.spec.name, kind=self.spec.kind))
-            early = self._refuse_or_none(record, retry, reopen)
+            record = self._identity(record)
+            if new_lineage:
+                record = self._start_new_lineage(record)
+            early = self._refuse_or_none(record, retry, reopen or new_lineage)
             if early is not None:
                 return early
+            self.paths = JobPaths.for_spec(self.spec, record.job_id)
+            self._sweep_temp_files()
             if previous is not None and why:
                 self.journal.append("lease_takeover", previous_session=previous.session_id,
                                     previous_host=previous.host, previous_pid=previous.pid, why=why)
@@ -134,8 +186,107 @@ class JobRunner:
             lease.start_heartbeat(self.spec.session.heartbeat)
             return self._session(record, kind_cls(self.spec, self.paths), session_id, lease, retry,
                                  handle_signals)
+        except LeaseLostError as exc:
+            log.error("%s", exc)
+            return RunResult(JobState.PAUSED, "lease-lost")
         finally:
-            lease.release()
+            self.states.guard = self.journal.guard = None
+            try:
+                lease.release()
+            except OSError as exc:
+                log.warning("could not release the lease (%s); it expires after its TTL", exc.strerror or exc)
+
+    # --- identity and changes ----------------------------------------------------------------------------
+    def _previous_spec(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.paths.spec_copy.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _check_identity(self, record: JobRecord | None) -> None:
+        """A job file of another kind over an existing home: refuse before anything is written."""
+        kinds = []
+        if record is not None:
+            kinds.append(record.kind)
+        else:
+            previous = self._previous_spec()
+            if previous is not None and isinstance(previous.get("kind"), str):
+                kinds.append(previous["kind"])
+            journaled = self.states.journaled_identity()
+            if journaled is not None and journaled[1]:
+                kinds.append(journaled[1])
+        other = next((k for k in kinds if k != self.spec.kind), None)
+        if other is not None:
+            raise ConfigError(
+                f"{self.paths.home}: this folder holds a {other!r} job, but the job file says kind: "
+                f"{self.spec.kind!r}. Nothing was changed. Give the job another name (or checkpoint_dir) for the "
+                f"{self.spec.kind!r} job, or restore kind: {other} in the job file"
+            )
+
+    def _identity(self, record: JobRecord | None) -> JobRecord:
+        """The record with its job id; creates the record of a new job, or rebuilds one whose state was lost."""
+        if record is None:
+            journaled = self.states.journaled_identity()
+            job_id = journaled[0] if journaled is not None else new_job_id()
+            record = self.states.save(JobRecord(job=self.spec.name, kind=self.spec.kind, job_id=job_id))
+            if self.states.lost_state:
+                log.warning("%s; rebuilt the job's record: it resumes from the newest valid checkpoint",
+                            self.states.lost_state)
+                self.journal.append("state_rebuilt", problem=self.states.lost_state, job_id=job_id)
+            else:
+                self.journal.append("job_created", job_id=job_id, kind=self.spec.kind)
+        elif not record.job_id:  # a home from before job identities
+            record.job_id = new_job_id()
+            self.states.save(record)
+            self.journal.append("job_created", job_id=record.job_id, kind=record.kind, upgraded=True)
+        return record
+
+    def _result_gone(self, record: JobRecord | None, kind: JobKind) -> bool:
+        """A job recorded completed whose final result is no longer in the store continues (and says so)."""
+        if record is None or record.state is not JobState.COMPLETED:
+            return False
+        missing = kind.result_missing()
+        if missing is None:
+            return False
+        log.warning("job %s is recorded as completed, but %s; continuing it from the newest valid checkpoint",
+                    self.spec.name, missing)
+        return True
+
+    def _start_new_lineage(self, record: JobRecord) -> JobRecord:
+        """Move the store aside (kept, never retained away) and start the job's checkpoints afresh."""
+        store = self.paths.store_root
+        if store.exists():
+            target = self.paths.lineages / f"lineage-{record.lineage:03d}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(store, target)
+            log.info("new lineage: the earlier checkpoints were moved to %s", target)
+        old_id = record.job_id
+        # a reset, not a transition: the new line starts where a paused job would (an active one is closed next)
+        state = JobState.PAUSED if record.state in (JobState.COMPLETED, JobState.FAILED) else record.state
+        fresh = JobRecord(job=record.job, kind=record.kind, job_id=new_job_id(), lineage=record.lineage + 1,
+                          state=state, reason="new lineage", sessions=record.sessions, seq=record.seq)
+        self.states.save(fresh)
+        self.journal.append("new_lineage", lineage=fresh.lineage, previous_job_id=old_id, job_id=fresh.job_id)
+        self.journal.append("job_created", job_id=fresh.job_id, kind=fresh.kind, lineage=fresh.lineage)
+        return fresh
+
+    def _sweep_temp_files(self) -> None:
+        """Our own temp files in the home whose rename never happened (or never reached the mount's remote)."""
+        swept = 0
+        for folder in (self.paths.home, self.paths.logs):
+            try:
+                names = [n for n in os.listdir(folder) if is_temp_name(n)]
+            except OSError:
+                continue
+            for name in names:
+                try:
+                    os.unlink(folder / name)
+                    swept += 1
+                except OSError:
+                    pass
+        if swept:
+            log.info("removed %d leftover temp file(s) from %s", swept, self.paths.home)
 
     # --- before the session ------------------------------------------------------------------------------
     def _refuse_or_none(self, record: JobRecord | None, retry: bool, reopen: bool = False) -> RunResult | None:
@@ -188,7 +339,7 @@ class JobRunner:
         if retry and record.state is JobState.FAILED:
             record.restarts = 0
         ctx = RunContext(self.spec, self.paths, record, self.states, self.journal, clock, session_id, index,
-                         lease_lost=lambda: lease.lost, now=self.now)
+                         lease_lost=_lease_poller(lease), now=self.now, guard=lease.check_held)
         log_path = self.paths.session_log(index, session_id)
         with session_log(log_path), (stop_on_signals(ctx) if handle_signals else _nothing()):
             self.journal.append("session_start", session=session_id, index=index, host=session.host,
@@ -204,13 +355,19 @@ class JobRunner:
                     self.states.transition(record, JobState.RUNNING, "")
                     outcome = self._run_with_restarts(kind, ctx, record)
                 result = self._finish(record, outcome)
+            except LeaseLostError:
+                raise  # write nothing more: the other session owns the job now
+            except (OSError, StorageError) as exc:
+                error = storage_error(exc) if isinstance(exc, OSError) else exc
+                self._pause_quietly(record, session, str(error))
+                raise error from None
             except OrchestratorError as exc:
                 self._fail(record, str(exc))
                 self._end_session(record, session, "failed")
                 raise
             except KeyboardInterrupt:
                 if record.state in ACTIVE_STATES:
-                    self.states.transition(record, JobState.INTERRUPTED, "interrupted from the keyboard")
+                    self.states.transition(record, JobState.INTERRUPTED, "stopped at once by a second Ctrl-C")
                 self._end_session(record, session, "keyboard interrupt")
                 raise
             except BaseException as exc:
@@ -222,6 +379,17 @@ class JobRunner:
             self._end_session(record, session, result.state.value if result.state is not JobState.PAUSED
                               else result.reason)
             return result
+
+    def _pause_quietly(self, record: JobRecord, session: SessionRecord, message: str) -> None:
+        """After a storage fault: leave the job paused (resumable) if the home can still be written at all."""
+        try:
+            record.last_error = ErrorRecord(message=message, time=self.now())
+            if record.state in ACTIVE_STATES:
+                self.states.transition(record, JobState.PAUSED, "storage fault")
+            self._end_session(record, session, "storage fault")
+        except (OSError, StorageError):
+            log.warning("the job's state could not be updated (%s); the next run notices the stopped session "
+                        "and resumes", self.paths.home)
 
     def _prepare(self, kind: JobKind, ctx: RunContext, record: JobRecord) -> RunOutcome | None:
         for step in kind.steps(ctx):
@@ -302,6 +470,24 @@ class JobRunner:
         self.states.save(record)
         self.journal.append("session_end", session=session.id, end_reason=reason,
                             seconds=round(session.ended - session.started, 3))
+
+
+def _lease_poller(lease: Lease) -> Callable[[], str | None]:
+    """``ctx``'s lease check: the heartbeat's verdict, plus a fresh read of the lease at most every second."""
+    last = [0.0]
+
+    def lost() -> str | None:
+        if lease.lost is None and time.monotonic() - last[0] >= LEASE_POLL_SECONDS:
+            last[0] = time.monotonic()
+            try:
+                lease.check_held()
+            except LeaseLostError:
+                pass
+            except OSError:
+                pass
+        return lease.lost
+
+    return lost
 
 
 @contextmanager

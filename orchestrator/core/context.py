@@ -26,7 +26,7 @@ class RunContext:
     def __init__(self, spec: JobSpecBase, paths: JobPaths, record: JobRecord, states: StateStore,
                  journal: Journal, clock: SessionClock, session_id: str, session_index: int,
                  log: logging.Logger | None = None, lease_lost: Callable[[], str | None] = lambda: None,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time, guard: Callable[[], None] | None = None) -> None:
         self.spec = spec
         self.paths = paths
         self.record = record
@@ -37,6 +37,7 @@ class RunContext:
         self.session_index = session_index
         self.log = log or logging.getLogger(f"orchestrator.job.{spec.name}")
         self._lease_lost = lease_lost
+        self._guard = guard
         self._now = now
         self._lock = threading.RLock()
         self._stop_reason: str | None = None
@@ -51,6 +52,15 @@ class RunContext:
             self._stop_reason = reason
             self.log.warning("stop requested: %s", reason)
         self.stop_event.set()
+
+    def check_writer(self) -> None:
+        """Raise LeaseLostError if this session may no longer write (its lease was taken over)."""
+        if self._guard is not None:
+            self._guard()
+
+    def storage_fault(self, message: str) -> None:
+        """A fault retrying cannot fix (the store vanished): stop the session; the job stays resumable."""
+        self.request_stop(f"storage fault: {message}")
 
     def stop_requested(self) -> str | None:
         if self._stop_reason is None:

@@ -23,8 +23,12 @@ class Journal:
     def __init__(self, path: Path, now: Callable[[], float] = time.time) -> None:
         self.path = path
         self._now = now
+        #: called before every append (the lease check): raises to forbid it
+        self.guard: Callable[[], None] | None = None
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        if self.guard is not None:
+            self.guard()
         entry = {"t": round(self._now(), 3), "event": event, **fields}
         line = json.dumps(entry, default=str, ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@
 takes the lease if there is none, if it is stale, or with ``--takeover``. Stale means: its heartbeat is older
 than the TTL (the old VM is gone), or it was taken on this very machine (same host and boot) by a process that
 no longer exists. The check-and-set runs under an ``flock`` so two runs on one machine cannot both win; across
-machines the holder re-reads the lease after writing and at every heartbeat, and stops if it lost it.
+machines the holder re-reads the lease after writing, at every heartbeat and before every state write and
+checkpoint publish (``check_held``), and stops if it lost it: a session taken over writes nothing more.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator.core.atomic import atomic_write_json
-from orchestrator.core.errors import LeaseHeldError
+from orchestrator.core.errors import LeaseHeldError, LeaseLostError
 from orchestrator.core.paths import JobPaths
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,15 @@ class Lease:
             self.info = LeaseInfo(**{**asdict(self.info), "heartbeat": self._now()})
             atomic_write_json(self.paths.lease, asdict(self.info))
         return True
+
+    def check_held(self) -> None:
+        """Raise :class:`LeaseLostError` if another session took the lease (read fresh from the home)."""
+        if self.lost is None:
+            current = read_lease(self.paths.lease)
+            if current is not None and current.token != self.info.token:
+                self.lost = f"lease taken over by {current.describe(self._now())}"
+        if self.lost is not None:
+            raise LeaseLostError(f"job {self.paths.home.name!r}: {self.lost}; this session stopped writing")
 
     def start_heartbeat(self, interval: float) -> None:
         def beat() -> None:

@@ -13,8 +13,11 @@ from orchestrator.core.spec import JobSpecBase
 class JobPaths:
     """The job's home (durable, e.g. on Drive) and its local work folder (scratch, gone with the machine).
 
-    ``work`` is None for paths built from a home folder alone (``status <folder>``): such paths reach the
-    durable files only, and asking for the work folder says so.
+    ``work`` is None for paths built from a home folder alone (``status <folder>``) or before the job has an
+    identity: such paths reach the durable files only, and asking for the work folder says so.
+
+    The work folder is ``<work_dir>/<name>-<job id>``: a second job of the same name (another checkpoint_dir)
+    gets its own, and a home moved to another path keeps its own.
     """
 
     home: Path
@@ -28,8 +31,10 @@ class JobPaths:
         return self.local
 
     @classmethod
-    def for_spec(cls, spec: JobSpecBase) -> JobPaths:
-        return cls(home=spec.checkpoint_dir / spec.name, local=spec.work_dir / spec.name)
+    def for_spec(cls, spec: JobSpecBase, job_id: str | None = None) -> JobPaths:
+        """The job's paths; the work folder only once its identity (``job_id``, from its state) is known."""
+        local = spec.work_dir / f"{spec.name}-{job_id}" if job_id else None
+        return cls(home=spec.checkpoint_dir / spec.name, local=local)
 
     @classmethod
     def for_home(cls, home: Path) -> JobPaths:
@@ -60,6 +65,11 @@ class JobPaths:
     @property
     def spec_copy(self) -> Path:
         return self.home / "spec.json"
+
+    @property
+    def lineages(self) -> Path:
+        """Earlier lines of checkpoints, moved aside by ``run --new-lineage`` (never touched by retention)."""
+        return self.home / "previous-lineages"
 
     @property
     def logs(self) -> Path:

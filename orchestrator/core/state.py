@@ -4,6 +4,13 @@ The record lives in ``<home>/state.json`` wrapped with a sha256 of its body; the
 ``state.prev.json``. Both writes are atomic. A torn or corrupt state file is detected by its checksum and the
 job recovers from the previous copy (journaled); if neither is readable the job refuses to run rather than
 silently starting over.
+
+A home whose state files are both *missing* but whose journal exists is what a lazily uploading mount (Colab's
+Drive) leaves when the VM dies before the state file's upload: ``load`` returns None and ``lost_state`` says so;
+the runner then rebuilds the record (same job id, read from the journal) and resumes from the newest checkpoint.
+
+Every record carries a ``job_id`` from its creation: the job's identity (the local work folder is keyed by it).
+A ``guard`` (the lease check) runs before every write, so a session whose lease was taken over writes nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -20,6 +29,7 @@ from orchestrator.core.atomic import atomic_write_bytes
 from orchestrator.core.errors import StateError
 from orchestrator.core.journal import Journal
 from orchestrator.core.paths import JobPaths
+from orchestrator.core.spec import JobSpecBase
 
 STATE_FORMAT = "orchestrator-state/1"
 
@@ -102,11 +112,19 @@ class ErrorRecord(BaseModel):
     time: float
 
 
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 class JobRecord(BaseModel):
     """Everything the job knows about itself; small, rewritten atomically on every change."""
 
     job: str
     kind: str
+    #: the job's identity, fixed at creation ("" in homes written before identities existed)
+    job_id: str = ""
+    #: bumped by ``run --new-lineage``: a new line of checkpoints (the earlier ones kept aside)
+    lineage: int = 0
     state: JobState = JobState.NEW
     reason: str = ""
     seq: int = 0
@@ -149,6 +167,25 @@ def decode_state(data: bytes) -> JobRecord:
         raise ValueError(f"unexpected content ({exc.error_count()} errors)") from None
 
 
+def read_record(paths: JobPaths) -> JobRecord | None:
+    """The job's record without side effects (no journal, no recovery events): for listings and status."""
+    for path in (paths.state, paths.state_prev):
+        try:
+            return decode_state(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def job_paths(spec: JobSpecBase) -> JobPaths:
+    """The paths of the job described by ``spec``, its work folder keyed by the identity in its home's state."""
+    paths = JobPaths.for_spec(spec)
+    record = read_record(paths)
+    if record is not None and record.job_id and record.kind == spec.kind:
+        return JobPaths.for_spec(spec, record.job_id)
+    return paths
+
+
 def check_transition(current: JobState, target: JobState) -> None:
     if target not in TRANSITIONS[current]:
         allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none (final state)"
@@ -158,10 +195,15 @@ def check_transition(current: JobState, target: JobState) -> None:
 class StateStore:
     """Loads, saves and transitions one job's record."""
 
-    def __init__(self, paths: JobPaths, journal: Journal, now: Any = time.time) -> None:
+    def __init__(self, paths: JobPaths, journal: Journal, now: Any = time.time,
+                 guard: Callable[[], None] | None = None) -> None:
         self.paths = paths
         self.journal = journal
         self._now = now
+        #: called before every write; raises (e.g. LeaseLostError) to forbid it
+        self.guard = guard
+        #: set by ``load`` when the state files are missing beside a journal (a lost upload)
+        self.lost_state: str | None = None
 
     def exists(self) -> bool:
         return self.paths.state.exists() or self.paths.state_prev.exists()
@@ -180,10 +222,8 @@ class StateStore:
             return record
         if main_error == "missing" and prev_error == "missing":
             if self.paths.journal.exists() and self.paths.journal.stat().st_size > 0:
-                raise StateError(
-                    f"{self.paths.home}: the job has a journal but no state file; refusing to start over. "
-                    f"Restore state.json from a backup, or move the folder away to start the job afresh."
-                )
+                self.lost_state = (f"{self.paths.home}: the job has a journal but no state file (its upload was "
+                                   f"lost with the machine?)")
             return None
         raise StateError(
             f"{self.paths.state}: state file unreadable ({main_error}) and its previous copy too ({prev_error}); "
@@ -202,8 +242,18 @@ class StateStore:
             return str(exc)
         return None
 
+    def journaled_identity(self) -> tuple[str, str] | None:
+        """(job_id, kind) from the journal's ``job_created`` event: the identity of a home whose state was lost."""
+        found = None
+        for event in self.journal.events():
+            if event.get("event") == "job_created" and event.get("job_id"):
+                found = (str(event["job_id"]), str(event.get("kind", "")))
+        return found
+
     def save(self, record: JobRecord) -> JobRecord:
         """Persist atomically, keeping the previous good copy."""
+        if self.guard is not None:
+            self.guard()
         if self.paths.state.exists() and self._read_error(self.paths.state) is None:
             atomic_write_bytes(self.paths.state_prev, self.paths.state.read_bytes())
         record.seq += 1
@@ -214,6 +264,8 @@ class StateStore:
     def transition(self, record: JobRecord, target: JobState, reason: str = "") -> JobRecord:
         """Validate, apply, persist and journal a state change."""
         check_transition(record.state, target)
+        if self.guard is not None:
+            self.guard()
         previous = record.state
         record.state = target
         record.reason = reason

@@ -71,14 +71,33 @@ def test_both_copies_corrupt_refuses_instead_of_resetting(tmp_path: Path) -> Non
         store.load()
 
 
-def test_deleted_state_with_a_journal_refuses(tmp_path: Path) -> None:
+def test_state_lost_beside_a_journal_is_reported_not_refused(tmp_path: Path) -> None:
+    """A lazily uploading mount can deliver the journal and lose the state file: the job must not be stranded."""
     store = make_store(tmp_path)
-    record = JobRecord(job="j", kind="command")
+    record = JobRecord(job="j", kind="command", job_id="abc123")
+    store.save(record)
+    store.journal.append("job_created", job_id="abc123", kind="command")
     store.transition(record, JobState.PREPARING)
     store.paths.state.unlink()
     store.paths.state_prev.unlink(missing_ok=True)
-    with pytest.raises(StateError, match="journal but no state file"):
-        store.load()
+    assert store.load() is None
+    assert store.lost_state is not None and "journal but no state file" in store.lost_state
+    assert store.journaled_identity() == ("abc123", "command")
+
+
+def test_guard_forbids_every_write(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    record = store.save(JobRecord(job="j", kind="command"))
+    before = store.paths.state.read_bytes()
+
+    def lost() -> None:
+        raise StateError("lease taken over")
+
+    store.guard = lost
+    with pytest.raises(StateError, match="taken over"):
+        store.transition(record, JobState.PREPARING)
+    assert store.paths.state.read_bytes() == before
+    assert record.state is JobState.NEW
 
 
 def test_decode_rejects_foreign_json() -> None:
