@@ -102,6 +102,12 @@ class JobContext(Protocol):
     def process_log(self, what: str) -> Path:
         """Path of this session's log file for a child process (e.g. ``"darknet"``)."""
 
+    def check_writer(self) -> None:
+        """Raise LeaseLostError once another session took the job over (call before publishing)."""
+
+    def storage_fault(self, message: str) -> None:
+        """Report a storage fault retrying cannot fix: the session stops, the job stays resumable."""
+
 
 class JobKind(ABC):
     """Base class of job kinds."""

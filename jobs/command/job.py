@@ -10,14 +10,16 @@ Two places for ``{output_dir}``:
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.command.checkpoints import scan_checkpoints
 from jobs.command.spec import CommandSpec
+from orchestrator.core.errors import ConfigError
 from orchestrator.core.process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -43,6 +45,35 @@ class CommandJob(JobKind):
 
         return JobCheckpoints.open(self.spec.store, self.spec.retention, self.paths, session_id,
                                    output_dir=self.output_dir, patterns=(Path(self.spec.checkpoints).name,))
+
+    def check_inputs(self, previous: dict[str, Any] | None = None) -> None:
+        """The working folder, and the program (or the script it is given) exist: before a restart loop."""
+        cwd = self.spec.cwd
+        if cwd is not None and not cwd.is_dir():
+            raise ConfigError(f"cwd: {cwd} does not exist (expected a folder)")
+        program = self.spec.command[0]
+        if "{" not in program:
+            if "/" in program:
+                path = Path(program) if Path(program).is_absolute() else (cwd or Path.cwd()) / program
+                if not path.is_file():
+                    raise ConfigError(f"command[0]: {program} does not exist ({path})")
+            elif shutil.which(program) is None:
+                raise ConfigError(f"command[0]: {program!r} is not a program on PATH")
+        interpreters = ("python", "python3", "bash", "sh", sys.executable, "{python}")
+        if len(self.spec.command) > 1 and (Path(program).name in interpreters or program in interpreters):
+            script = self.spec.command[1]
+            if "{" not in script and not script.startswith("-") and script.endswith((".py", ".sh")):
+                path = Path(script) if Path(script).is_absolute() else (cwd or Path.cwd()) / script
+                if not path.is_file():
+                    raise ConfigError(f"command[1]: the script {script} does not exist ({path})")
+
+    def result_missing(self) -> str | None:
+        """A durable output folder must still hold the ``done_when`` file."""
+        if self.spec.done_when is None or self.spec.local_output:
+            return None
+        if not (self.paths.output / self.spec.done_when).exists():
+            return f"{self.spec.done_when} is gone from {self.paths.output}"
+        return None
 
     def is_done(self) -> bool:
         return self.spec.done_when is not None and (self.output_dir / self.spec.done_when).exists()
@@ -78,7 +109,8 @@ class CommandJob(JobKind):
                 ctx.record_event("resume_from", checkpoint=point.candidate.name, counter=point.candidate.counter,
                                  restored=point.restored)
         if cps is not None and self.spec.local_output:
-            cps.start_sync(on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, size=r.size, key=r.key))
+            cps.start_sync(on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, size=r.size, key=r.key),
+                           guard=ctx.check_writer, on_fatal=ctx.storage_fault)
             watcher = None
         else:
             watcher = _CheckpointWatcher(self, ctx)

@@ -151,6 +151,23 @@ def adapt_cfg(
     return adapted
 
 
+#: ``train:`` fields that edit the cfg's [net] section
+NET_SETTINGS = ("max_batches", "batch", "subdivisions", "width", "height")
+
+
+def apply_net_settings(cfg: DarknetCfg, settings: dict[str, int]) -> DarknetCfg:
+    """A user's own cfg with the ``train:`` settings the job file gives (its copy; the user's file is untouched).
+
+    ``max_batches`` also moves ``steps`` to 80% and 90% of it, as for the templates."""
+    editor = CfgEditor(cfg)
+    for key, value in settings.items():
+        editor.set(cfg.net, key, value)
+    if "max_batches" in settings:
+        top = settings["max_batches"]
+        editor.set(cfg.net, "steps", f"{top * 8 // 10},{top * 9 // 10}")
+    return editor.result()
+
+
 def load_template(name: str) -> DarknetCfg:
     """A stock cfg shipped with orchestrator (``yolov3``, ``yolov3-tiny``, ``yolov4``, ``yolov4-tiny``)."""
     if name not in TEMPLATES:

@@ -34,15 +34,16 @@ from darknet_patch.fork import Fork, source_revision
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
 from jobs.darknet.cfg import DarknetCfg, load_cfg
 from jobs.darknet.chart import LossHistory, load_history, render_chart
-from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
+from jobs.darknet.classes import NET_SETTINGS, adapt_cfg, apply_net_settings, load_template, validate_classes
 from jobs.darknet.dataset import dataset_signature, prepare_dataset
 from jobs.darknet.download import download
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
+from jobs.darknet.network import parameter_count
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
 from orchestrator.core.atomic import atomic_write_text
-from orchestrator.core.errors import ConfigError
+from orchestrator.core.errors import ConfigError, OrchestratorError
 from orchestrator.core.logs import get_logger
 from orchestrator.core.process import ManagedProcess
 
@@ -51,6 +52,9 @@ STOPPING_POLL_SECONDS = 0.005
 #: Problems a restart cannot fix: the job fails at once with the fix in the message.
 FATAL_PROBLEMS = {"nan_loss", "out_of_memory", "file_not_found", "batch_too_small", "bad_annotation"}
 STOP_TIMEOUT = 30.0
+#: Stop reasons that wait for darknet's next backup (a Ctrl-C asks for the same clean stop as the deadline; a
+#: second Ctrl-C stops at once)
+CLEAN_STOPS = ("deadline", "signal")
 
 log = get_logger(__name__)
 
@@ -209,13 +213,111 @@ class DarknetJob(JobKind):
                             batch=t.batch, subdivisions=t.subdivisions, width=t.width, height=t.height)
             name = f"{spec.cfg}-obj.cfg"
         else:
-            cfg = load_cfg(Path(spec.cfg))
+            cfg = self.user_cfg()
             validate_classes(cfg, classes)
             name = Path(spec.cfg).name
         target = self.data_dir / name
         atomic_write_text(target, cfg.text())
         atomic_write_text(self.durable / name, cfg.text())  # kept with the job: which cfg the weights belong to
         atomic_write_text(self.cfg_record, json.dumps({"cfg": str(target)}))
+
+    def net_settings(self) -> dict[str, int]:
+        """The ``train:`` settings the job file gives explicitly that edit the cfg's [net] section."""
+        train = self.spec.train
+        return {k: getattr(train, k) for k in NET_SETTINGS if k in train.model_fields_set and getattr(train, k)}
+
+    def user_cfg(self) -> DarknetCfg:
+        """A user's own cfg as it will run: the job's copy, with the ``train:`` settings applied."""
+        return apply_net_settings(load_cfg(Path(self.spec.cfg)), self.net_settings())
+
+    def planned_cfg(self) -> DarknetCfg | None:
+        """The cfg this job file trains, when it is known without preparing the data (None: classes from the data)."""
+        spec = self.spec
+        if spec.cfg not in TEMPLATE_NAMES:
+            return self.user_cfg()
+        if not spec.dataset.classes:
+            return None
+        t = spec.train
+        return adapt_cfg(load_template(spec.cfg), len(spec.dataset.classes), max_batches=t.max_batches,
+                         batch=t.batch, subdivisions=t.subdivisions, width=t.width, height=t.height)
+
+    def _behind_alias(self, path: Path) -> bool:
+        return any(str(path).startswith(alias.rstrip("/") + "/") or str(path) == alias
+                   for alias in self.spec.path_aliases)
+
+    def check_inputs(self, previous: dict[str, Any] | None = None) -> None:
+        """Every file the job reads exists; pretrained weights fit the cfg; a change keeps the checkpoints usable."""
+        spec = self.spec
+        checks: list[tuple[str, Path | None, str]] = [
+            ("dataset.path", spec.dataset.path, "exists"),
+            ("cfg", None if spec.cfg in TEMPLATE_NAMES else Path(spec.cfg), "file"),
+            ("darknet.binary", spec.darknet.binary, "file"),
+        ]
+        source = spec.darknet.source
+        if source and not source.startswith(("http://", "https://", "git@", "ssh://", "git://")):
+            checks.append(("darknet.source", Path(os.path.expanduser(source)), "dir"))
+        pretrained = self.pretrained_path()
+        if pretrained is not None and spec.pretrained is not None and not spec.pretrained.startswith(("http://",
+                                                                                                       "https://")):
+            checks.append(("pretrained", pretrained, "file"))
+        for field, path, what in checks:
+            if path is None or self._behind_alias(path):
+                continue
+            ok = path.is_file() if what == "file" else path.is_dir() if what == "dir" else path.exists()
+            if not ok:
+                kind = {"file": "file", "dir": "folder", "exists": "file or folder"}[what]
+                raise ConfigError(f"{field}: {path} does not exist (expected a {kind})")
+        try:
+            cfg = self.planned_cfg()
+        except OSError as exc:
+            raise ConfigError(f"cfg: {spec.cfg} cannot be read: {exc.strerror or exc}") from None
+        if cfg is None:
+            return
+        if pretrained is not None and pretrained.is_file() and not self._behind_alias(pretrained):
+            check_pretrained(pretrained, cfg)
+        if previous is not None:
+            self._check_weights_shape(cfg, previous)
+
+    def _check_weights_shape(self, cfg: DarknetCfg, previous: dict[str, Any]) -> None:
+        """Refuse a change (class count, layers) that makes the existing checkpoints a different size."""
+        kept = sorted(self.durable.glob("*.cfg"))
+        if not kept:
+            return
+        try:
+            old = load_cfg(kept[0])
+            old_params, new_params = parameter_count(old), parameter_count(cfg)
+        except (OSError, ConfigError):
+            return
+        if old_params == new_params:
+            return
+        changes = []
+        old_classes = (previous.get("dataset") or {}).get("classes")
+        if old_classes != self.spec.dataset.classes:
+            changes.append(f"dataset.classes {old_classes} -> {self.spec.dataset.classes}")
+        if previous.get("cfg") != self.spec.cfg:
+            changes.append(f"cfg {previous.get('cfg')} -> {self.spec.cfg}")
+        what = "; ".join(changes) or "the cfg's layers"
+        raise ConfigError(
+            f"job {self.spec.name!r}: the job file changed ({what}), so the weights size changes "
+            f"({old_params:,} -> {new_params:,} parameters) and the existing checkpoints cannot be resumed. "
+            f"Nothing was changed. Either revert the change to continue the job, or run with --new-lineage to start "
+            f"training afresh (the old checkpoints are moved to {self.paths.lineages} and kept)"
+        )
+
+    def result_missing(self) -> str | None:
+        """The ``_final`` weights recorded in the store, checked (the object exists with its size)."""
+        try:
+            cps = self.checkpoints()
+            finals = [r for r in cps.manifests.load().records if "final" in r.tags]
+            if not finals:
+                return f"the store {cps.store} holds no final weights"
+            newest = max(finals, key=lambda r: r.seq)
+            entry = cps.store.stat(newest.key)
+        except (OSError, OrchestratorError) as exc:
+            return f"its final weights cannot be checked ({exc})"
+        if entry is None or entry.size != newest.size:
+            return f"its final weights {newest.name} are gone from the store {cps.store}"
+        return None
 
     def _step_pretrained(self, ctx: JobContext) -> None:
         path = self.pretrained_path()
@@ -257,7 +359,8 @@ class DarknetJob(JobKind):
                 cps.manifests.update(lambda manifest: tag_best(manifest, record.key))
             ctx.report_checkpoint(record.name, record.counter, key=record.key, size=record.size)
 
-        cps.start_sync(on_published=published, poll_interval=0.2)
+        cps.start_sync(on_published=published, poll_interval=0.2, guard=ctx.check_writer,
+                       on_fatal=ctx.storage_fault)
         try:
             outcome = self._supervise(ctx, argv, cfg, base, cps)
         finally:
@@ -365,12 +468,12 @@ class DarknetJob(JobKind):
                 if reason and stopping is None:
                     stopping, stop_started = reason, time.monotonic()
                     ctx.log.info("stop requested (%s): %s", reason, "waiting for darknet's next backup"
-                                 if reason == "deadline" else "stopping darknet now")
+                                 if reason in CLEAN_STOPS else "stopping darknet now")
                 if pending_save is not None and not saved_then_moved_on:
                     verdict = complete.validate(pending_save)
                     if verdict.ok and (verdict.counter or 0) >= pending_counter:
                         saved_then_moved_on = True  # the new backup is whole on disk: stop before more work
-                if stopping and (stopping != "deadline" or saved_then_moved_on
+                if stopping and (stopping not in CLEAN_STOPS or saved_then_moved_on
                                  or time.monotonic() - stop_started > spec.train.stop_wait):
                     code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
                     ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=stopping,

@@ -27,6 +27,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from orchestrator.core.spec import Duration, ExpandedPath, JobSpecBase, StrictModel
 
 TEMPLATE_NAMES = ("yolov3", "yolov3-tiny", "yolov4", "yolov4-tiny")
+#: seconds kept free inside session.margin after train.stop_wait, to copy the last backup to the store
+STOP_ROOM = 30.0
 
 
 class BuildSpec(StrictModel):
@@ -114,6 +116,17 @@ class DarknetSpec(JobSpecBase):
         default_factory=dict, description="Symlinks made at session start: {'/WORK1': '/content/drive/MyDrive/x'}."
     )
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for darknet.")
+
+    @model_validator(mode="after")
+    def _stop_wait_inside_margin(self) -> DarknetSpec:
+        """The wait for the last backup must end before the machine does (margin 0: no known hard end)."""
+        margin, wait = self.session.margin, self.train.stop_wait
+        if margin > 0 and wait + STOP_ROOM > margin:
+            raise ValueError(
+                f"train.stop_wait ({wait:.0f}s) must fit inside session.margin ({margin:.0f}s) with {STOP_ROOM:.0f}s "
+                f"to spare for copying the last backup; lower stop_wait or raise margin"
+            )
+        return self
 
     @field_validator("cfg")
     @classmethod

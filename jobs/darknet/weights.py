@@ -17,7 +17,7 @@ from pathlib import Path
 
 from checkpoints.validators import Verdict, looks_like_error_page
 from jobs.darknet.cfg import DarknetCfg
-from jobs.darknet.network import FLOAT_BYTES, header_bytes, parameter_count
+from jobs.darknet.network import FLOAT_BYTES, header_bytes, parameter_count, walk_network
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import get_logger
 
@@ -160,6 +160,27 @@ def check_pretrained(path: Path, cfg: DarknetCfg) -> None:
         raise ConfigError(f"pretrained weights {path} ({size:,} bytes) are cut off: not a whole number of floats "
                           "after the header; download them again")
     full = parameter_count(cfg) * FLOAT_BYTES
+    if payload < full:
+        # darknet reads layer after layer and stops at the end of the file: a partial file (darknet53.conv.74)
+        # ends exactly after some layer; a cut download ends mid-layer and darknet would load garbage silently
+        boundaries, total = [], 0
+        for shape in walk_network(cfg):
+            if shape.params:
+                total += shape.params
+                boundaries.append((total, shape.index))
+        floats = payload // FLOAT_BYTES
+        if not any(end == floats for end, _ in boundaries):
+            before = max((b for b in boundaries if b[0] < floats), default=None)
+            after = min((b for b in boundaries if b[0] > floats), default=None)
+            near = []
+            if before is not None:
+                near.append(f"{header.size + before[0] * FLOAT_BYTES:,} bytes (through layer {before[1]})")
+            if after is not None:
+                near.append(f"{header.size + after[0] * FLOAT_BYTES:,} bytes (through layer {after[1]})")
+            raise ConfigError(
+                f"pretrained weights {path} ({size:,} bytes) are cut off: they end inside a layer of {cfg.source} "
+                f"(a whole file of layers would be {' or '.join(near)}); download them again"
+            )
     if payload > full:
         # e.g. COCO yolov3.weights (80-class heads) for a custom cfg: darknet loads the shared layers
         log.warning(

@@ -445,8 +445,13 @@ class JobRunner:
             ran = record.state is JobState.RUNNING  # a session stopped while preparing did no job work to lose
             if ran and session is not None and (record.last_checkpoint is None
                                                 or record.last_checkpoint.time < session.started):
-                log.warning("this session saved no new checkpoint: its work is lost. If that repeats, the session "
-                            "budget is too short to reach the next checkpoint; save more often or raise the budget")
+                if outcome.reason == "deadline":
+                    log.warning("this session saved no new checkpoint: its work is lost. If that repeats, the "
+                                "session budget is too short to reach the next checkpoint; save more often or raise "
+                                "the budget")
+                else:
+                    log.warning("stopped (%s) before this session saved a checkpoint: its work since the last "
+                                "checkpoint is lost", outcome.reason)
                 self.journal.append("no_checkpoint_this_session", session=session.id)
             self.states.transition(record, JobState.PAUSED, outcome.reason)
             log.info("job %s paused (%s); run the same command again to continue", self.spec.name, outcome.reason)

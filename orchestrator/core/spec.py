@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from orchestrator.core.fields import (
     JOB_NAME_PATTERN,
@@ -52,6 +52,16 @@ class SessionSpec(StrictModel):
         DEFAULT_LEASE_TTL, description="A lease whose heartbeat is older than this is stale and taken over."
     )
     heartbeat: Duration = Field(30.0, description="How often the lease heartbeat is renewed.")
+
+    @model_validator(mode="after")
+    def _margin_inside_budget(self) -> SessionSpec:
+        if self.margin >= self.budget:
+            raise ValueError(f"margin ({self.margin:.0f}s) must be shorter than budget ({self.budget:.0f}s): every "
+                             f"session would be asked to stop as soon as it starts")
+        if self.heartbeat >= self.lease_ttl:
+            raise ValueError(f"heartbeat ({self.heartbeat:.0f}s) must be shorter than lease_ttl "
+                             f"({self.lease_ttl:.0f}s), or a live session's lease looks stale")
+        return self
 
 
 class RestartSpec(StrictModel):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import cli, job_yaml, popen_cli
+from tests.orchestrator.identity import work_folder
 
 ENV = {"STEPS": "12", "STEP_SECONDS": "0.05"}
 
@@ -30,14 +31,14 @@ def test_checkpoints_reach_the_store_and_retention_keeps_the_newest(job_dir: Pat
     stored = stored_checkpoints(job_dir)
     assert sorted(row["counter"] for row in stored) == [11, 12]
     assert not (job_dir / "jobs" / "count" / "output").exists()  # nothing written to the durable folder directly
-    assert (job_dir / "work" / "count" / "output" / "result.txt").exists()
+    assert (work_folder(job_dir, "count") / "output" / "result.txt").exists()
 
 
 def test_blank_machine_after_kill_9_restores_from_the_store(job_dir: Path) -> None:
     local_job(job_dir)
     reference = cli(job_dir, "run", "job.yaml", env=ENV)
     assert reference.returncode == 0
-    expected = (job_dir / "work" / "count" / "output" / "result.txt").read_text()
+    expected = (work_folder(job_dir, "count") / "output" / "result.txt").read_text()
     shutil.rmtree(job_dir / "jobs" / "count")
     shutil.rmtree(job_dir / "work")
 
@@ -59,13 +60,13 @@ def test_blank_machine_after_kill_9_restores_from_the_store(job_dir: Path) -> No
     logs = "".join(p.read_text() for p in (job_dir / "jobs" / "count" / "logs").glob("session-002-*.command.log"))
     resumed_at = int(logs.split("resuming at ")[1].split()[0])
     assert resumed_at >= synced  # nothing that reached the store was lost
-    assert (job_dir / "work" / "count" / "output" / "result.txt").read_text() == expected
+    assert (work_folder(job_dir, "count") / "output" / "result.txt").read_text() == expected
 
 
 def test_listing_explains_invalid_checkpoints_and_marks_the_resume_choice(job_dir: Path) -> None:
     local_job(job_dir)
     assert cli(job_dir, "run", "job.yaml", env={"STEPS": "3"}).returncode == 0
-    out = job_dir / "work" / "count" / "output"
+    out = work_folder(job_dir, "count") / "output"
     (out / "ckpt-0007.txt").write_text("")                                   # zero bytes
     (out / "ckpt-0008.txt").write_text("<!DOCTYPE html><html>Quota exceeded</html>")  # an HTML error page
     result = cli(job_dir, "checkpoints", "job.yaml")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.orchestrator.identity import work_folder
+
 from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore
 from checkpoints.path_store import PathStore
 from jobs.darknet.cfg import load_cfg
@@ -114,7 +116,7 @@ def test_uninterrupted_run_completes_with_final_weights_in_the_store(job_dir: Pa
     assert len(records) <= 3  # retention (keep_last: 3) pruned the older backups
     assert iterations(darknet_logs(job_dir)[0]) == list(range(1, 251))
     assert (job_dir / "jobs" / "det" / "darknet" / "loss.png").stat().st_size > 1000
-    work = job_dir / "work" / "det" / "dataset"
+    work = work_folder(job_dir, "det") / "dataset"
     obj_data = (work / "obj.data").read_text()
     assert "classes = 1" in obj_data
     # darknet strips spaces from obj.data: the work folder ("my jobs ü") is reached through a space-free link
@@ -186,7 +188,7 @@ def test_kill_9_mid_write_on_the_same_machine_skips_the_torn_backup(job_dir: Pat
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(0.3)
-    torn = job_dir / "work" / "det" / "backup" / "micro_last.weights"
+    torn = work_folder(job_dir, "det") / "backup" / "micro_last.weights"
     assert 0 < torn.stat().st_size < 248_196  # a torn local backup, newer (200) than anything valid
     (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0"))
     result = cli(job_dir, "run", "job.yaml")
@@ -200,7 +202,7 @@ def test_kill_9_mid_write_on_the_same_machine_skips_the_torn_backup(job_dir: Pat
 
 def test_truncated_newest_backup_is_skipped(job_dir: Path) -> None:
     (job_dir / "job.yaml").write_text(job_yaml("pjreddie", sleep="0"))
-    backup = job_dir / "work" / "det" / "backup"
+    backup = work_folder(job_dir, "det") / "backup"
     backup.mkdir(parents=True)
     shutil.copy(FIXTURES / "pjreddie" / "micro.backup.truncated", backup / "micro.backup")  # header says 200
     shutil.copy(FIXTURES / "pjreddie" / "micro_100.weights", backup / "micro_100.weights")
@@ -232,7 +234,7 @@ def test_deadline_stop_loses_no_iteration_beyond_the_last_backup(job_dir: Path) 
     second = cli(job_dir, "run", "job.yaml")
     assert second.returncode == 0, second.stderr[-3000:]
     assert iterations(darknet_logs(job_dir)[1])[0] == synced + 1
-    final = job_dir / "work" / "det" / "backup" / "micro_final.weights"
+    final = work_folder(job_dir, "det") / "backup" / "micro_final.weights"
     assert DarknetWeightsValidator(cfg).validate(final).counter == 3000
 
 

@@ -118,8 +118,12 @@ def test_pretrained_check_accepts_partial_and_refuses_cut_or_foreign_files(tmp_p
 
     cfg = load_cfg(FIXTURES / "micro.cfg")
     partial = tmp_path / "micro.conv.4"
-    partial.write_bytes((PJ / "micro_100.weights").read_bytes()[: 20 + 4 * 1000])  # first layers only
+    partial.write_bytes((PJ / "micro_100.weights").read_bytes()[: 20 + 4 * 1464])  # the first two convolutions
     check_pretrained(partial, cfg)
+    mid_layer = tmp_path / "darknet53.conv.74"  # issue 9, case 9: a download cut mid-layer was accepted
+    mid_layer.write_bytes((PJ / "micro_100.weights").read_bytes()[: 20 + 4 * 1000])
+    with pytest.raises(ConfigError, match="cut off: they end inside a layer.*through layer 2"):
+        check_pretrained(mid_layer, cfg)
     check_pretrained(PJ / "micro_100.weights", cfg)
     cut = tmp_path / "cut.weights"
     cut.write_bytes((PJ / "micro_100.weights").read_bytes()[:1003])
