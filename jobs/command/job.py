@@ -56,16 +56,16 @@ class CommandJob(JobKind):
             if "/" in program:
                 path = Path(program) if Path(program).is_absolute() else (cwd or Path.cwd()) / program
                 if not path.is_file():
-                    raise ConfigError(f"command[0]: {program} does not exist ({path})")
+                    raise ConfigError(f"command: program not found: {program!r} ({path} does not exist)")
             elif shutil.which(program) is None:
-                raise ConfigError(f"command[0]: {program!r} is not a program on PATH")
+                raise ConfigError(f"command: program not found: {program!r} (not on PATH)")
         interpreters = ("python", "python3", "bash", "sh", sys.executable, "{python}")
         if len(self.spec.command) > 1 and (Path(program).name in interpreters or program in interpreters):
             script = self.spec.command[1]
             if "{" not in script and not script.startswith("-") and script.endswith((".py", ".sh")):
                 path = Path(script) if Path(script).is_absolute() else (cwd or Path.cwd()) / script
                 if not path.is_file():
-                    raise ConfigError(f"command[1]: the script {script} does not exist ({path})")
+                    raise ConfigError(f"command: script not found: {script!r} ({path} does not exist)")
 
     def result_missing(self) -> str | None:
         """A durable output folder must still hold the ``done_when`` file."""

@@ -105,7 +105,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     spec = api.load_job(args.job)
     paths = job_paths(spec)
     if paths.local is None:
-        print(f"job {spec.name}: it has not run yet; no checkpoints")
+        print("[]" if args.json else f"job {spec.name}: it has not run yet; no checkpoints")
         return 0
     catalog = load_job_kind(spec.kind)(spec, paths).checkpoints()
     rows = catalog.rows() if catalog is not None else []

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.orchestrator.identity import work_folder
+from tests.orchestrator.identity import create_job_home, work_folder
 
 from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore
 from checkpoints.path_store import PathStore
@@ -202,7 +202,7 @@ def test_kill_9_mid_write_on_the_same_machine_skips_the_torn_backup(job_dir: Pat
 
 def test_truncated_newest_backup_is_skipped(job_dir: Path) -> None:
     (job_dir / "job.yaml").write_text(job_yaml("pjreddie", sleep="0"))
-    backup = work_folder(job_dir, "det") / "backup"
+    backup = create_job_home(job_dir, "det", "darknet") / "backup"
     backup.mkdir(parents=True)
     shutil.copy(FIXTURES / "pjreddie" / "micro.backup.truncated", backup / "micro.backup")  # header says 200
     shutil.copy(FIXTURES / "pjreddie" / "micro_100.weights", backup / "micro_100.weights")
