@@ -22,6 +22,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,12 @@ from jobs.darknet.download import download
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
+from jobs.darknet.stop_rule import Exited, KeepGoing, Kill, StopDecision, StopNow, StopRule
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
 from orchestrator.core.atomic import atomic_write_text
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import get_logger
+from orchestrator.core.paths import JobPaths
 from orchestrator.core.process import ManagedProcess
 
 POLL_SECONDS = 0.2
@@ -81,6 +84,10 @@ def tag_best(manifest: Manifest, key: str) -> Manifest:
 
 class DarknetJob(JobKind):
     spec: DarknetSpec
+
+    def __init__(self, spec: DarknetSpec, paths: JobPaths, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(spec, paths)
+        self.clock = clock
 
     # -- paths -----------------------------------------------------------------------------------------------
     @property
@@ -319,24 +326,21 @@ class DarknetJob(JobKind):
 
     def _supervise(self, ctx: JobContext, argv: list[str], cfg: DarknetCfg, base: str,
                    cps: JobCheckpoints) -> RunOutcome:
+        """Run darknet, follow its log, and act on the :class:`StopRule`'s decisions (a thin driver)."""
         spec = self.spec
         proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.data_dir, env=spec.env)
         ctx.record_event("process_start", pid=proc.pid, argv=argv)
         parser = LogParser()
         history = LossHistory(self.durable / "loss", f"{int(time.time()):010d}-{ctx.session_id}")
-        stopping: str | None = None
-        stop_started = 0.0
-        saved_then_moved_on = False
-        pending_save: Path | None = None  # a backup darknet started writing after the stop request
-        pending_counter = 0
+        rule = StopRule(spec.train.stop_wait, clock=self.clock, recent_fraction=spec.train.recent_backup)
         complete = DarknetWeightsValidator(cfg, check_values=False)
         fatal: Problem | None = None
-        next_chart = time.monotonic() + spec.train.chart_every
-        code: int | None = None
+        decision: StopDecision = KeepGoing()
+        next_chart = self.clock() + spec.train.chart_every
         try:
-            while True:
+            while not isinstance(decision, (StopNow, Kill, Exited)):
                 # while stopping, poll fast: the backup is whole a few ms before darknet starts the next iteration
-                code = proc.wait(POLL_SECONDS if stopping is None else STOPPING_POLL_SECONDS)
+                code = proc.wait(STOPPING_POLL_SECONDS if rule.stopping else POLL_SECONDS)
                 lines = proc.new_lines()
                 events = parser.feed("".join(line + "\n" for line in lines)) if lines else []
                 if code is not None:
@@ -346,42 +350,51 @@ class DarknetJob(JobKind):
                         history.add(event.iteration, event.loss, event.avg_loss)
                         ctx.report_progress(event.iteration, cfg.max_batches, "iter", avg_loss=_finite(event.avg_loss),
                                             loss=_finite(event.loss), hours_left=event.hours_left)
-                        saved_then_moved_on = saved_then_moved_on or pending_save is not None
-                    elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration") and stopping:
-                        pending_save = self.backup_dir / Path(event.path).name  # same folder, via the symlink
-                        # the old file of that name may still be whole: wait for the one with this iteration
-                        pending_counter = parser.last_iteration.iteration if parser.last_iteration else 0
+                        rule.iteration(event.iteration)
+                    elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration"):
+                        rule.backup_started(Path(event.path).name)  # darknet's name for a file in our backup folder
                     elif isinstance(event, Problem):
                         ctx.log.error("darknet: %s; fix: %s", event.message, event.fix)
                         ctx.record_event("darknet_problem", problem=event.kind, message=event.message, fix=event.fix)
                         if event.kind in FATAL_PROBLEMS and fatal is None:
                             fatal = event
+                            rule.stop_requested("fatal")
                 if code is not None:
-                    break
-                if fatal is not None:
-                    code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
+                    decision = rule.process_exited(code)
                     break
                 reason = ctx.stop_requested()
-                if reason and stopping is None:
-                    stopping, stop_started = reason, time.monotonic()
-                    ctx.log.info("stop requested (%s): %s", reason, "waiting for darknet's next backup"
-                                 if reason == "deadline" else "stopping darknet now")
-                if pending_save is not None and not saved_then_moved_on:
-                    verdict = complete.validate(pending_save)
-                    if verdict.ok and (verdict.counter or 0) >= pending_counter:
-                        saved_then_moved_on = True  # the new backup is whole on disk: stop before more work
-                if stopping and (stopping != "deadline" or saved_then_moved_on
-                                 or time.monotonic() - stop_started > spec.train.stop_wait):
-                    code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
-                    ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=stopping,
-                                     after_backup=saved_then_moved_on)
-                    return Stopped(stopping)
-                if time.monotonic() >= next_chart:
+                if reason and not rule.stopping:
+                    decision = rule.stop_requested(reason)
+                    ctx.log.info("stop requested (%s): %s", reason, decision.why if isinstance(decision, StopNow)
+                                 else f"waiting for darknet's next backup (at most {spec.train.stop_wait:g}s)")
+                check = rule.backup_to_check
+                if check is not None:
+                    verdict = complete.validate(self.backup_dir / check.name)
+                    if verdict.ok:
+                        rule.backup_verified(check.name, verdict.counter or 0)
+                decision = rule.tick()
+                if self.clock() >= next_chart:
                     self.draw_chart(cfg)
-                    next_chart = time.monotonic() + spec.train.chart_every
+                    next_chart = self.clock() + spec.train.chart_every
+        except KeyboardInterrupt:  # a second Ctrl-C
+            decision = rule.second_signal()
+            if isinstance(decision, Kill):
+                proc.stop(signal.SIGKILL, 0)
+            raise
         finally:
             history.close()
             proc.close()
+        if isinstance(decision, StopNow):
+            code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
+            if fatal is None:
+                ctx.log.info("%s", decision.why)
+                ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=decision.reason,
+                                 after_backup=decision.after_backup)
+                return Stopped(decision.reason)
+        elif isinstance(decision, Exited):
+            code = decision.code
+        else:
+            code = proc.stop(signal.SIGKILL, 0)
         ctx.record_event("process_end", pid=proc.pid, exit_code=code)
         tail = proc.tail(20)
         if fatal is not None:
