@@ -7,8 +7,10 @@ Steps (skipped on a re-run while their fingerprint holds and their local outputs
 ``run`` is one resume decision and one darknet process: the newest valid checkpoint from the store and the
 local backup folder (``checkpoints.restore.prepare_resume``, validated by :class:`DarknetWeightsValidator`;
 never ``-clear`` on a resume), darknet writing its backups to local disk while :class:`CheckpointSync`
-copies each complete one to the store, its log parsed into progress, problems and completion. At the
-deadline the job waits for darknet's next backup, lets the sync publish it, then stops darknet.
+copies each complete one to the store, its log parsed into progress, problems and completion. When to stop
+darknet is decided by :class:`~jobs.darknet.stop_rule.StopRule` (at the deadline or a first Ctrl-C: after the
+next backup, at most ``stop_wait``); the supervisor loop feeds it and acts on its decision. Every path comes
+from :class:`~jobs.darknet.paths.DarknetPaths`.
 """
 
 from __future__ import annotations
