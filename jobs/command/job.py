@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.command.checkpoints import scan_checkpoints
+from jobs.command.paths import CommandPaths
 from jobs.command.spec import CommandSpec
 from orchestrator.core.errors import ConfigError
+from orchestrator.core.paths import JobPaths
 from orchestrator.core.process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -34,9 +36,13 @@ FLUSH_TIMEOUT = 600.0
 class CommandJob(JobKind):
     spec: CommandSpec
 
+    def __init__(self, spec: CommandSpec, paths: JobPaths) -> None:
+        super().__init__(spec, paths)
+        self.kind_paths = CommandPaths(paths, local_output=spec.local_output)
+
     @property
     def output_dir(self) -> Path:
-        return self.paths.work / "output" if self.spec.local_output else self.paths.output
+        return self.kind_paths.output
 
     def checkpoints(self, session_id: str = "") -> JobCheckpoints | None:
         if self.spec.checkpoints is None:
@@ -71,12 +77,13 @@ class CommandJob(JobKind):
         """A durable output folder must still hold the ``done_when`` file."""
         if self.spec.done_when is None or self.spec.local_output:
             return None
-        if not (self.paths.output / self.spec.done_when).exists():
-            return f"{self.spec.done_when} is gone from {self.paths.output}"
+        marker = self.kind_paths.done_marker(self.spec.done_when)
+        if not marker.exists():
+            return f"{self.spec.done_when} is gone from {marker.parent}"
         return None
 
     def is_done(self) -> bool:
-        return self.spec.done_when is not None and (self.output_dir / self.spec.done_when).exists()
+        return self.spec.done_when is not None and self.kind_paths.done_marker(self.spec.done_when).exists()
 
     def argv(self, values: dict[str, str], resuming: bool) -> list[str]:
         args = [arg.format_map(values) for arg in self.spec.command]
