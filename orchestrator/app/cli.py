@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -24,8 +24,7 @@ from orchestrator.app import api
 from orchestrator.app.jobfile import json_schema
 from orchestrator.core.errors import EXIT_FAILED, EXIT_RESUMABLE, OrchestratorError, storage_error
 from orchestrator.core.logs import setup_console_logging
-from orchestrator.core.state import job_paths
-from orchestrator.core.state import JobState
+from orchestrator.core.state import JobState, job_paths
 
 log = logging.getLogger("orchestrator")
 
@@ -142,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("stopped at once; work since the last checkpoint is lost. Run the same command again to resume",
               file=sys.stderr)
         return EXIT_RESUMABLE
-    except Exception:  # a bug: keep its traceback, but exit with a documented code
+    except Exception:  # noqa: BLE001 - a bug: keep its traceback, but exit with a documented code
         traceback.print_exc()
         print("error: internal error (a bug; please report it with the traceback above). The job's saved state "
               "is unchanged: run the same command again to resume", file=sys.stderr)
