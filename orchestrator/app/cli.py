@@ -23,7 +23,6 @@ from typing import Any
 from orchestrator.app import api
 from orchestrator.app.jobfile import json_schema
 from orchestrator.core.errors import EXIT_FAILED, EXIT_RESUMABLE, OrchestratorError, storage_error
-from orchestrator.core.logs import setup_console_logging
 from orchestrator.core.state import JobState, job_paths
 
 log = logging.getLogger("orchestrator")
@@ -56,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec = api.load_job(args.job)
-    setup_console_logging(args.verbose)
-    result = api.run(spec, takeover=args.takeover, retry=args.retry, reopen=args.reopen, console=False,
+    # the console handler lives for the run only: main() called in-process leaves logging as it found it
+    result = api.run(spec, takeover=args.takeover, retry=args.retry, reopen=args.reopen, verbose=args.verbose,
                      new_lineage=args.new_lineage)
     if result.state is JobState.COMPLETED:
         print(f"job {spec.name} completed")

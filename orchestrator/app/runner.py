@@ -28,7 +28,7 @@ from typing import Any
 
 from jobs.base import Completed, Crashed, JobKind, RunOutcome, Stopped
 from jobs.registry import load_job_kind
-from orchestrator.core.atomic import atomic_write_json, is_temp_name
+from orchestrator.core.atomic import atomic_write_bytes, atomic_write_json, is_temp_name
 from orchestrator.core.context import RunContext
 from orchestrator.core.errors import (
     ConfigError,
@@ -63,6 +63,8 @@ EXIT_COMPLETED = 0
 EXIT_PAUSED = 75  # EX_TEMPFAIL: run the same command again to continue
 #: how often (seconds) the job's stop polls re-read the lease file to notice a takeover between heartbeats
 LEASE_POLL_SECONDS = 1.0
+#: bytes kept free in the job's home (``.space-reserve``) for the last state write when its disk fills up
+SPACE_RESERVE_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,14 +83,19 @@ class RunResult:
         return EXIT_PAUSED
 
 
-def ensure_job_home(paths: JobPaths) -> None:
-    """Create the job's home, but never a checkpoint_dir whose parent is missing (e.g. Drive not mounted)."""
+def check_job_home(paths: JobPaths) -> None:
+    """The job's home can be made: never a checkpoint_dir whose parent is missing (e.g. Drive not mounted)."""
     checkpoint_dir = paths.home.parent
     if not checkpoint_dir.exists() and not checkpoint_dir.parent.exists():
         hint = ""
         if str(checkpoint_dir).startswith("/content/drive"):
             hint = " Is Google Drive mounted? In Colab: from google.colab import drive; drive.mount('/content/drive')"
         raise ConfigError(f"checkpoint_dir: {checkpoint_dir} does not exist and neither does its parent.{hint}")
+
+
+def ensure_job_home(paths: JobPaths) -> None:
+    """Create the job's home (see :func:`check_job_home`)."""
+    check_job_home(paths)
     try:
         paths.home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -138,15 +145,17 @@ class JobRunner:
         max_batches in the job file); ``new_lineage`` starts a new line of checkpoints after a change the old
         ones cannot follow (they are moved aside into ``previous-lineages/``, never deleted)."""
         kind_cls = self.kind_factory(self.spec.kind)  # fail on a missing extra before touching anything
+        record, kind = self.preflight(new_lineage)  # bad input: exit 2 with nothing written
         ensure_job_home(self.paths)
         try:
-            return self._run(kind_cls, takeover, retry, handle_signals, reopen, new_lineage)
+            return self._run(kind_cls, record, kind, takeover, retry, handle_signals, reopen, new_lineage)
         except OSError as exc:  # the home itself failed (read-only, full, gone): the state stays as it was
             raise storage_error(exc) from None
 
     def preflight(self, new_lineage: bool = False) -> tuple[JobRecord | None, JobKind]:
         """Checks that write nothing: the kind matches the home, inputs exist, changes are usable."""
         kind_cls = self.kind_factory(self.spec.kind)
+        check_job_home(self.paths)
         try:
             record = read_record(self.paths)
         except OSError as exc:
@@ -156,10 +165,9 @@ class JobRunner:
         kind.check_inputs(None if new_lineage else self._previous_spec())
         return record, kind
 
-    def _run(self, kind_cls: type, takeover: bool, retry: bool, handle_signals: bool, reopen: bool,
-             new_lineage: bool) -> RunResult:
+    def _run(self, kind_cls: type, record: JobRecord | None, kind: JobKind, takeover: bool, retry: bool,
+             handle_signals: bool, reopen: bool, new_lineage: bool) -> RunResult:
         self.states.load()  # recovers a torn state file from its previous copy (journaled)
-        record, kind = self.preflight(new_lineage)
         reopen = reopen or self._result_gone(record, kind)
         early = self._refuse_or_none(record, retry, reopen or new_lineage)
         if early is not None:
@@ -178,6 +186,7 @@ class JobRunner:
                 return early
             self.paths = JobPaths.for_spec(self.spec, record.job_id)
             self._sweep_temp_files()
+            self._reserve_space()
             if previous is not None and why:
                 self.journal.append("lease_takeover", previous_session=previous.session_id,
                                     previous_host=previous.host, previous_pid=previous.pid, why=why)
@@ -270,6 +279,16 @@ class JobRunner:
         self.journal.append("new_lineage", lineage=fresh.lineage, previous_job_id=old_id, job_id=fresh.job_id)
         self.journal.append("job_created", job_id=fresh.job_id, kind=fresh.kind, lineage=fresh.lineage)
         return fresh
+
+    def _reserve_space(self) -> None:
+        """A small file of zeros in the home, deleted when the disk fills up so the state can still say so."""
+        if self.paths.space_reserve.exists():
+            return
+        try:
+            atomic_write_bytes(self.paths.space_reserve, bytes(SPACE_RESERVE_BYTES))
+        except OSError as exc:
+            self.paths.space_reserve.unlink(missing_ok=True)
+            raise storage_error(exc, "at session start") from None
 
     def _sweep_temp_files(self) -> None:
         """Our own temp files in the home whose rename never happened (or never reached the mount's remote)."""
@@ -382,6 +401,7 @@ class JobRunner:
 
     def _pause_quietly(self, record: JobRecord, session: SessionRecord, message: str) -> None:
         """After a storage fault: leave the job paused (resumable) if the home can still be written at all."""
+        self.paths.space_reserve.unlink(missing_ok=True)  # a full disk: this space is for the last state write
         try:
             record.last_error = ErrorRecord(message=message, time=self.now())
             if record.state in ACTIVE_STATES:

@@ -31,11 +31,36 @@ def setup_console_logging(verbose: bool = False) -> None:
         logger.addHandler(handler)
 
 
+class SessionLogHandler(logging.FileHandler):
+    """The session's log file; when the disk refuses a write (full, read-only, gone) it says so once on stderr
+    and counts the lost records, instead of printing a ``--- Logging error ---`` traceback for every line."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.failures = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        self.failures += 1
+        if self.failures == 1:
+            exc = sys.exc_info()[1]
+            print(f"warning: the session log {self.baseFilename} cannot be written ({exc}); its lines are shown "
+                  f"here only", file=sys.stderr)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:
+            self.failures += 1
+        if self.failures > 1:
+            print(f"warning: {self.failures} log lines could not be written to {self.baseFilename}", file=sys.stderr)
+        self.failures = 0
+
+
 @contextmanager
 def session_log(path: Path) -> Iterator[None]:
     """Copy every record of our loggers into ``path`` for the duration of a session."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = SessionLogHandler(path)
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.DEBUG)
     logger = logging.getLogger(ROOT_LOGGER)

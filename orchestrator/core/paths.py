@@ -67,6 +67,11 @@ class JobPaths:
         return self.home / "spec.json"
 
     @property
+    def space_reserve(self) -> Path:
+        """Zeros kept in the home and deleted on a full disk, so the job can still record that it paused."""
+        return self.home / ".space-reserve"
+
+    @property
     def lineages(self) -> Path:
         """Earlier lines of checkpoints, moved aside by ``run --new-lineage`` (never touched by retention)."""
         return self.home / "previous-lineages"
