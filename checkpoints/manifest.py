@@ -133,6 +133,7 @@ class ManifestStore:
         self._known_revision: int | None = None
         #: called before every write (the lease check): raises to forbid it
         self.guard: Callable[[], None] | None = None
+        self._last_published: str | None = None  # our newest object: gone means the store folder vanished
 
     # -- reading -------------------------------------------------------------------------------------------
 
@@ -155,9 +156,10 @@ class ManifestStore:
             if self.guard is not None:
                 self.guard()
             current = self.load()
-            if self._known_revision and current.revision == 0:
+            gone = self._last_published is not None and self.store.stat(self._last_published) is None
+            if self._known_revision and (current.revision == 0 or gone):
                 raise StoreVanishedError(
-                    f"the checkpoint store {self.store} lost its manifest mid-run (this session last wrote revision "
+                    f"the checkpoint store {self.store} lost its manifest or checkpoints mid-run (this session last wrote revision "
                     f"{self._known_revision}): its folder was deleted or unmounted. Restore or remount it, then run "
                     f"the same command again"
                 )
@@ -213,6 +215,7 @@ class ManifestStore:
             seq=seq,
         )
         self.update(lambda m: m.add(record))
+        self._last_published = key
         log.info("checkpoint %s (counter %s, %d bytes) stored as %s", name, counter, size, key)
         return record
 
@@ -233,6 +236,8 @@ class ManifestStore:
 
     def forget(self, keys: set[str]) -> Manifest:
         """Remove records (the objects are deleted by the caller, after this)."""
+        if self._last_published in keys:
+            self._last_published = None
         return self.update(lambda m: m.remove(keys))
 
     def tag(self, key: str, *tags: str) -> Manifest:

@@ -135,7 +135,7 @@ def test_6_a_store_deleted_mid_run_ends_the_session_quickly_and_resumably(job_di
     code, _out, err = run.finish()
     assert time.monotonic() - removed < 15  # was: still running 4.5 minutes later
     assert code == 75, err
-    assert "lost its manifest mid-run" in err and "Traceback" not in err
+    assert "lost its manifest or checkpoints mid-run" in err and "Traceback" not in err
     state = json.loads((job_dir / "jobs" / "count" / "state.json").read_text())["record"]
     assert state["state"] == "paused" and state["reason"].startswith("storage fault")
 
