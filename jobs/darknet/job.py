@@ -237,7 +237,10 @@ class DarknetJob(JobKind):
             raise ConfigError(f"cfg: {spec.cfg} cannot be read: {exc.strerror or exc}") from None
         if cfg is None:
             return
-        parameter_count(cfg)  # every layer is one darknet knows (ConfigError naming the cfg's line otherwise)
+        try:
+            parameter_count(cfg)  # every layer is one darknet knows
+        except ConfigError as exc:
+            raise ConfigError(f"cfg: {spec.cfg}: {exc}") from None
         if pretrained is not None and pretrained.is_file() and not self._behind_alias(pretrained):
             check_pretrained(pretrained, cfg)
         if previous is not None:
