@@ -9,7 +9,7 @@ only says which idempotent preparation steps it needs and how to run (and resume
                                     raises ConfigError naming the field/file (exit 2, home untouched)
     steps(ctx)  -> list[Step]       run once each, skipped on a re-run while their fingerprint is unchanged
     run(ctx)    -> RunOutcome       do the work from wherever it stopped; poll ctx.stop_requested()
-    result_missing() -> str | None  for a job recorded completed: what of its final result is gone, if anything
+    result_missing(record) -> str   for a job recorded completed: what of its final result is gone, or None
     status_extra(paths) -> dict     cheap extra facts for `orchestrator status` (never walk big folders)
 
 ``run`` returns a decision as a value (Completed / Stopped / Crashed); it raises OrchestratorError
@@ -30,6 +30,7 @@ from orchestrator.core.spec import JobSpecBase
 
 if TYPE_CHECKING:
     from checkpoints.job_checkpoints import JobCheckpoints
+    from orchestrator.core.state import JobRecord
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class JobKind(ABC):
     def steps(self, ctx: JobContext) -> list[Step]:
         return []
 
-    def result_missing(self) -> str | None:
+    def result_missing(self, record: JobRecord) -> str | None:
         """For a job recorded ``completed``: a sentence saying which durable result is gone, else None."""
         return None
 

@@ -20,9 +20,10 @@ from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Stopp
 from jobs.command.checkpoints import scan_checkpoints
 from jobs.command.paths import CommandPaths
 from jobs.command.spec import CommandSpec
-from orchestrator.core.errors import ConfigError
+from orchestrator.core.errors import ConfigError, OrchestratorError
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.process import ManagedProcess
+from orchestrator.core.state import JobRecord
 
 if TYPE_CHECKING:
     from checkpoints.discovery import Candidate
@@ -73,13 +74,24 @@ class CommandJob(JobKind):
                 if not path.is_file():
                     raise ConfigError(f"command: script not found: {script!r} ({path} does not exist)")
 
-    def result_missing(self) -> str | None:
-        """A durable output folder must still hold the ``done_when`` file."""
-        if self.spec.done_when is None or self.spec.local_output:
+    def result_missing(self, record: JobRecord) -> str | None:
+        """The ``done_when`` file (durable output) and the newest checkpoint the record names, still there."""
+        newest = record.last_checkpoint.name if record.last_checkpoint is not None else None
+        if self.spec.local_output:
+            cps = self.checkpoints()
+            if cps is None or newest is None:
+                return None
+            try:
+                stored = [r for r in cps.manifests.load().records if r.name == newest]
+                if not stored or cps.store.stat(stored[-1].key) is None:
+                    return f"its newest checkpoint {newest} is not in the store {cps.store}"
+            except (OSError, OrchestratorError) as exc:
+                return f"its newest checkpoint cannot be checked ({exc})"
             return None
-        marker = self.kind_paths.done_marker(self.spec.done_when)
-        if not marker.exists():
-            return f"{self.spec.done_when} is gone from {marker.parent}"
+        if self.spec.done_when is not None and not self.kind_paths.done_marker(self.spec.done_when).exists():
+            return f"{self.spec.done_when} is gone from {self.kind_paths.output}"
+        if newest is not None and self.spec.checkpoints is not None and not (self.kind_paths.output / newest).exists():
+            return f"its newest checkpoint {newest} is gone from {self.kind_paths.output}"
         return None
 
     def is_done(self) -> bool:

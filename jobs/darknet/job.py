@@ -51,6 +51,7 @@ from orchestrator.core.errors import ConfigError, OrchestratorError
 from orchestrator.core.logs import get_logger
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.process import ManagedProcess
+from orchestrator.core.state import JobRecord
 
 POLL_SECONDS = 0.2
 STOPPING_POLL_SECONDS = 0.005
@@ -272,7 +273,7 @@ class DarknetJob(JobKind):
             f"training afresh (the old checkpoints are moved to {self.paths.lineages} and kept)"
         )
 
-    def result_missing(self) -> str | None:
+    def result_missing(self, record: JobRecord) -> str | None:
         """The ``_final`` weights recorded in the store, checked (the object exists with its size)."""
         try:
             cps = self.checkpoints()

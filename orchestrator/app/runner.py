@@ -255,7 +255,7 @@ class JobRunner:
         """A job recorded completed whose final result is no longer in the store continues (and says so)."""
         if record is None or record.state is not JobState.COMPLETED:
             return False
-        missing = kind.result_missing()
+        missing = kind.result_missing(record)
         if missing is None:
             return False
         log.warning("job %s is recorded as completed, but %s; continuing it from the newest valid checkpoint",
