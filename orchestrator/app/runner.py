@@ -30,6 +30,7 @@ from jobs.base import Completed, Crashed, JobKind, RunOutcome, Stopped
 from jobs.registry import load_job_kind
 from orchestrator.core.atomic import atomic_write_bytes, atomic_write_json, is_temp_name
 from orchestrator.core.context import RunContext
+from orchestrator.core.drive_flush import flush_drive
 from orchestrator.core.errors import (
     ConfigError,
     LeaseLostError,
@@ -136,6 +137,8 @@ class JobRunner:
         self.paths = JobPaths.for_spec(spec)
         self.now = now
         self.kind_factory = kind_factory
+        #: commits the Drive mount's uploads at a clean end (None: google.colab's, on Colab)
+        self.drive_flusher: Callable[[int], None] | None = None
         self.journal = Journal(self.paths.journal, now=now)
         self.states = StateStore(self.paths, self.journal, now=now)
 
@@ -148,9 +151,12 @@ class JobRunner:
         record, kind = self.preflight(new_lineage)  # bad input: exit 2 with nothing written
         ensure_job_home(self.paths)
         try:
-            return self._run(kind_cls, record, kind, takeover, retry, handle_signals, reopen, new_lineage)
+            result = self._run(kind_cls, record, kind, takeover, retry, handle_signals, reopen, new_lineage)
         except OSError as exc:  # the home itself failed (read-only, full, gone): the state stays as it was
             raise storage_error(exc) from None
+        if result.state is JobState.COMPLETED or result.reason in ("deadline", "signal"):
+            flush_drive(self.paths.home, self.spec.session.flush_drive, flusher=self.drive_flusher)
+        return result
 
     def preflight(self, new_lineage: bool = False) -> tuple[JobRecord | None, JobKind]:
         """Checks that write nothing: the kind matches the home, inputs exist, changes are usable."""

@@ -52,6 +52,11 @@ class SessionSpec(StrictModel):
         DEFAULT_LEASE_TTL, description="A lease whose heartbeat is older than this is stale and taken over."
     )
     heartbeat: Duration = Field(30.0, description="How often the lease heartbeat is renewed.")
+    flush_drive: str = Field(
+        "auto", pattern="^(auto|never)$",
+        description="At a clean end on Colab with the job on the Drive mount, wait until Drive has every file "
+        "(drive.flush_and_unmount: the mount is gone afterwards). never: leave the uploads to the background.",
+    )
 
     @model_validator(mode="after")
     def _margin_inside_budget(self) -> SessionSpec:
