@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from checkpoints.store import CheckpointStore, StoreEntry
     from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
     from jobs.registry import register_kind
-    from orchestrator.app.api import load_job, run, status
+    from orchestrator.app.api import check_inputs, load_job, run, status
     from orchestrator.app.runner import RunResult
     from orchestrator.app.status import StatusReport
     from orchestrator.core.errors import (
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         CheckpointError,
         ConfigError,
         LeaseHeldError,
+        LeaseLostError,
         OrchestratorError,
         QuotaExceededError,
         StateError,
@@ -46,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "run": "orchestrator.app.api",
     "status": "orchestrator.app.api",
     "load_job": "orchestrator.app.api",
+    "check_inputs": "orchestrator.app.api",
     "RunResult": "orchestrator.app.runner",
     "StatusReport": "orchestrator.app.status",
     "register_kind": "jobs.registry",
@@ -74,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     "QuotaExceededError": "orchestrator.core.errors",
     "BuildError": "orchestrator.core.errors",
     "LeaseHeldError": "orchestrator.core.errors",
+    "LeaseLostError": "orchestrator.core.errors",
 }
 
 __all__ = [
@@ -90,6 +93,7 @@ __all__ = [
     "JobSpecBase",
     "JobState",
     "LeaseHeldError",
+    "LeaseLostError",
     "MemoryStore",
     "OrchestratorError",
     "PathStore",
@@ -104,6 +108,7 @@ __all__ = [
     "Stopped",
     "StorageError",
     "StoreEntry",
+    "check_inputs",
     "load_job",
     "register_kind",
     "run",

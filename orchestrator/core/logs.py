@@ -39,7 +39,7 @@ class SessionLogHandler(logging.FileHandler):
         super().__init__(path, encoding="utf-8")
         self.failures = 0
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+    def handleError(self, record: logging.LogRecord) -> None:
         self.failures += 1
         if self.failures == 1:
             exc = sys.exc_info()[1]

@@ -22,7 +22,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_4_a_cfg_change_that_resizes_the_weights_exits_2_and_keeps_the_checkpoints(job_dir: Path) -> None:
+def test_4_a_cfg_change_that_resizes_the_weights_exits_2_and_keeps_the_checkpoints(job_dir: Path) -> None:  # noqa: F811 - the fixture
     (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0"))
     assert cli(job_dir, "run", "job.yaml").returncode == 0
     store = job_dir / "jobs" / "det" / "store"
@@ -46,7 +46,7 @@ def test_4_a_cfg_change_that_resizes_the_weights_exits_2_and_keeps_the_checkpoin
     assert store.is_dir()
 
 
-def test_4_a_class_count_change_on_a_template_exits_2_naming_the_classes(job_dir: Path) -> None:
+def test_4_a_class_count_change_on_a_template_exits_2_naming_the_classes(job_dir: Path) -> None:  # noqa: F811 - the fixture
     """The check runs before anything is built: a home that trained yolov3-tiny for one class."""
     from jobs.darknet.classes import adapt_cfg, load_template
 
@@ -66,7 +66,7 @@ def test_4_a_class_count_change_on_a_template_exits_2_naming_the_classes(job_dir
     assert snapshot(home) == before
 
 
-def test_5_train_settings_apply_to_a_users_own_cfg_in_the_jobs_copy(job_dir: Path) -> None:
+def test_5_train_settings_apply_to_a_users_own_cfg_in_the_jobs_copy(job_dir: Path) -> None:  # noqa: F811 - the fixture
     original = (job_dir / "micro.cfg").read_text()
     text = job_yaml("alexeyab", sleep="0").replace("train: {stop_wait: 30s,", "train: {max_batches: 120, stop_wait: 30s,")
     (job_dir / "job.yaml").write_text(text)
@@ -82,7 +82,7 @@ def test_5_train_settings_apply_to_a_users_own_cfg_in_the_jobs_copy(job_dir: Pat
     assert iterations(darknet_logs(job_dir)[-1])[-1] == 150  # was: "completed" without training
 
 
-def test_9_a_cut_pretrained_file_is_refused_before_anything_is_built(job_dir: Path) -> None:
+def test_9_a_cut_pretrained_file_is_refused_before_anything_is_built(job_dir: Path) -> None:  # noqa: F811 - the fixture
     data = (FIXTURES / "pjreddie" / "micro_100.weights").read_bytes()
     (job_dir / "darknet53.conv.74").write_bytes(data[:20_000])  # a partial download
     (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0") + "pretrained: ./darknet53.conv.74\n")

@@ -72,13 +72,13 @@ def wait_for(condition: object, timeout: float = 60) -> None:
 def small_mount(folder: Path, options: str) -> Iterator[Path]:
     """A real tmpfs at ``folder`` (read-only, or a few KiB): the file system's own EROFS/ENOSPC, no double."""
     folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}): needs root")
     try:
         yield folder
     finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
 # -- 1. same name, other checkpoint_dir ------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def uninterrupted_darknet_final(tmp_path: Path) -> bytes:
         f.mkdir(parents=True)
     darknet_job(folder, drive, local)
     done = subprocess.run([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=folder,
-                          env=run_env(folder), capture_output=True, text=True, timeout=300)
+                          env=run_env(folder), capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = final_result("darknet", drive)
     assert result is not None
@@ -129,7 +129,7 @@ def disconnect_trial(kind: str, seed: int, tmp_path: Path) -> tuple[str, bytes |
     with mount(backing, root / "cache 2", mountpoint=mountpoint, **behaviour) as second:
         for attempt in range(4):
             done = subprocess.run([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=folder,
-                                  env=run_env(folder), capture_output=True, text=True, timeout=300)
+                                  env=run_env(folder), capture_output=True, text=True, timeout=300, check=False)
             codes.append(done.returncode)
             (root / f"run-{attempt + 2}.log").write_text(done.stdout + done.stderr)
             if done.returncode == 0:
@@ -142,7 +142,7 @@ def disconnect_trial(kind: str, seed: int, tmp_path: Path) -> tuple[str, bytes |
     return "ok", final_result(kind, backing)
 
 
-@pytest.mark.parametrize("seeds", [range(0, 6), range(6, 12), range(12, 18), range(18, 24)],
+@pytest.mark.parametrize("seeds", [range(6), range(6, 12), range(12, 18), range(18, 24)],
                          ids=lambda r: f"seeds {r.start}-{r.stop - 1}")
 def test_command_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds: range) -> None:
     expected = expected_command_checkpoint()
