@@ -1,4 +1,5 @@
-"""The face_detection job kind through the real CLI: `python -m orchestrator run job.yaml`."""
+"""The face_detection job kind through the real CLI: ``main(argv)`` in this process (``cli``), and
+``python -m orchestrator run job.yaml`` as a process of its own where it is killed or signalled (``popen``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import cv2
 import pytest
+
+from tests.conftest import cli
 
 from .conftest import kill_after_chunks, write_face_video
 
@@ -29,11 +32,6 @@ def job_folder(tmp_path: Path, frames: int = 12, extra: str = "") -> Path:
         "session: {heartbeat: 1s}\n" + extra
     )
     return folder
-
-
-def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=folder, capture_output=True, text=True, check=False,
-                          timeout=180, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
 
 
 def popen(folder: Path) -> subprocess.Popen[str]:
