@@ -40,6 +40,7 @@ def popen(folder: Path) -> subprocess.Popen[str]:
                             env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> None:
     folder = job_folder(tmp_path)
     (folder / "videos" / "broken.mp4").write_bytes(os.urandom(3000))
@@ -85,6 +86,7 @@ def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     assert journal.count('"session_start"') >= 3 and '"checkpoint"' in journal
 
 
+@pytest.mark.slow
 def test_sigterm_pauses_and_the_next_run_continues(tmp_path: Path) -> None:
     folder = job_folder(tmp_path, frames=24)
     out = folder / "jobs" / "faces" / "output"
