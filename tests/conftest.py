@@ -20,6 +20,8 @@ import pytest
 
 from orchestrator.core.logs import ROOT_LOGGER
 
+pytest_plugins = ["pytester"]  # tests/checkpoints/test_contract_package.py runs a store author's test module
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 
