@@ -151,7 +151,7 @@ def cli_process(job_dir: Path, *args: str, env: dict[str, str] | None = None, ti
                 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m orchestrator ARGS`` in ``job_dir`` in a process of its own (end-to-end tests)."""
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=job_dir, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+                          text=True, timeout=timeout, check=False, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
 def popen_cli(job_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
