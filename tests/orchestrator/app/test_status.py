@@ -37,18 +37,18 @@ def paths(tmp_path: Path) -> JobPaths:
 
 def save_record(paths: JobPaths, **changes: object) -> JobRecord:
     """A darknet job paused at its deadline after two sessions: 2 h of running for 1,000 of 4,000 iterations."""
-    fields: dict[str, object] = dict(
-        job="yolo run", kind="darknet", state=JobState.PAUSED, reason="deadline", current_step="train",
-        steps={"dataset": StepRecord(fingerprint="d", done_at=NOW - 3 * HOUR),
+    fields: dict[str, object] = {
+        "job": "yolo run", "kind": "darknet", "state": JobState.PAUSED, "reason": "deadline", "current_step": "train",
+        "steps": {"dataset": StepRecord(fingerprint="d", done_at=NOW - 3 * HOUR),
                "darknet": StepRecord(fingerprint="b", done_at=NOW - 3 * HOUR)},
-        progress=ProgressRecord(counter=1000, total=4000, unit="iterations", updated=NOW - 600,
+        "progress": ProgressRecord(counter=1000, total=4000, unit="iterations", updated=NOW - 600,
                                 gained=1000, running_seconds=2 * HOUR, extra={"loss": 0.123456, "map": None}),
-        sessions=[SessionRecord(id="s1", index=1, host="colab-a", pid=11, started=NOW - 3 * HOUR,
+        "sessions": [SessionRecord(id="s1", index=1, host="colab-a", pid=11, started=NOW - 3 * HOUR,
                                 ended=NOW - 2 * HOUR, end_reason="deadline"),
                   SessionRecord(id="s2", index=2, host="colab-b", pid=22, started=NOW - 2 * HOUR,
                                 ended=NOW - HOUR, end_reason="deadline")],
-        last_checkpoint=CheckpointRecord(name="yolo_last.weights", counter=1000, time=NOW - 90),
-    )
+        "last_checkpoint": CheckpointRecord(name="yolo_last.weights", counter=1000, time=NOW - 90),
+    }
     fields.update(changes)
     record = JobRecord(**fields)  # type: ignore[arg-type]
     journal = Journal(paths.journal, now=lambda: NOW - 60)
