@@ -43,6 +43,7 @@ def test_the_contract_catches_a_store_that_breaks_it(pytester: pytest.Pytester) 
     result.stdout.fnmatch_lines(["*TestMyStore::test_list_by_prefix_is_recursive_and_exact*"])
 
 
+@pytest.mark.slow  # builds and installs a wheel: 4-10 s
 def test_the_contract_imports_from_an_installed_wheel(tmp_path: Path) -> None:
     """Built and installed as a user gets it (not this checkout): ``checkpoints.testing`` is in the wheel."""
     source = tmp_path / "source"
