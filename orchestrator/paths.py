@@ -59,6 +59,11 @@ class JobPaths:
         return self.home / "store"
 
     @property
+    def manifest_pin(self) -> Path:
+        """Where the job home records its store manifest's address and revision (a lagging store waits on it)."""
+        return self.home / "store-manifest.json"
+
+    @property
     def output(self) -> Path:
         """Durable output folder of a ``command`` job (``{output_dir}``)."""
         return self.home / "output"
