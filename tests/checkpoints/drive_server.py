@@ -198,15 +198,18 @@ class DriveFake:
         """Shared-drive items exist for a request only with supportsAllDrives=true (as in Drive)."""
         return file.drive_id is None or query.get("supportsAllDrives") == "true"
 
-    def check_parent(self, parents: list[str], query: dict[str, str]) -> tuple[int, bytes] | None:
-        """Drive's answers for a bad parent: 404 (unknown, or shared drive without supportsAllDrives)."""
+    def check_parent(
+        self, parents: list[str], query: dict[str, str], mime_type: str | None = None
+    ) -> tuple[int, bytes] | None:
+        """Drive's answers for a bad parent: 404 (unknown, or shared drive without supportsAllDrives); a file
+        (not a folder) outside shared drives for a service account without storage: storageQuotaExceeded."""
         for parent in parents:
             if parent == "root":
                 continue
             if parent not in self.files or not self.visible(self.files[parent], query):
                 return error_body("notFound", f"File not found: {parent}.")
         in_shared = any(p in self.files and self.files[p].drive_id for p in parents)
-        if self.service_account_without_quota and not in_shared:
+        if self.service_account_without_quota and not in_shared and mime_type != FOLDER_MIME:
             return error_body("storageQuotaExceeded")
         return None
 
@@ -472,7 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif operation in ("create", "update"):
             metadata = json.loads(body or b"{}")
             if operation == "create":
-                bad = fake.check_parent(metadata.get("parents") or ["root"], query)
+                bad = fake.check_parent(metadata.get("parents") or ["root"], query, metadata.get("mimeType"))
                 if bad:
                     self._error(bad)
                     return
