@@ -1,7 +1,6 @@
 """Checkpoint stores (path / Drive API), manifest, integrity, discovery, sync and retention.
 
-Public names are re-exported lazily (PEP 562), so importing a light module such as ``checkpoints.spec`` (job
-spec models: pydantic only) does not import watchdog or the stores. The Drive API backend
+Public names are re-exported lazily (PEP 562), so importing a light module such as ``checkpoints.spec`` does not import watchdog or the stores. The Drive API backend
 (``checkpoints.drive_store``) is never imported here: it needs the ``drive`` extra and is opened through
 :func:`checkpoints.spec.open_store`.
 """
@@ -45,15 +44,10 @@ if TYPE_CHECKING:
     )
     from checkpoints.retention import (
         RetentionPlan,
-        RetentionPolicy,
         apply_retention,
         plan_retention,
     )
     from checkpoints.spec import (
-        DriveStoreSpec,
-        PathStoreSpec,
-        RetentionSpec,
-        StoreSpec,
         open_store,
     )
     from checkpoints.store import (
@@ -75,6 +69,12 @@ if TYPE_CHECKING:
         file_sha256,
         generic_validator,
     )
+    from orchestrator.core.store_spec import (
+        DriveStoreSpec,
+        PathStoreSpec,
+        RetentionSpec,
+        StoreSpec,
+    )
 
 _EXPORTS: dict[str, str] = {
     "AllOf": "checkpoints.validators",
@@ -83,7 +83,7 @@ _EXPORTS: dict[str, str] = {
     "CheckpointRow": "checkpoints.discovery",
     "CheckpointStore": "checkpoints.store",
     "CheckpointSync": "checkpoints.sync",
-    "DriveStoreSpec": "checkpoints.spec",
+    "DriveStoreSpec": "orchestrator.core.store_spec",
     "JobCheckpoints": "checkpoints.job_checkpoints",
     "Judged": "checkpoints.discovery",
     "Manifest": "checkpoints.manifest",
@@ -93,14 +93,13 @@ _EXPORTS: dict[str, str] = {
     "NonEmptyValidator": "checkpoints.validators",
     "NotErrorPageValidator": "checkpoints.validators",
     "PathStore": "checkpoints.path_store",
-    "PathStoreSpec": "checkpoints.spec",
+    "PathStoreSpec": "orchestrator.core.store_spec",
     "RecordValidator": "checkpoints.validators",
     "ResumePoint": "checkpoints.restore",
     "RetentionPlan": "checkpoints.retention",
-    "RetentionPolicy": "checkpoints.retention",
-    "RetentionSpec": "checkpoints.spec",
+    "RetentionSpec": "orchestrator.core.store_spec",
     "StoreEntry": "checkpoints.store",
-    "StoreSpec": "checkpoints.spec",
+    "StoreSpec": "orchestrator.core.store_spec",
     "SyncStatus": "checkpoints.sync",
     "Validator": "checkpoints.validators",
     "Verdict": "checkpoints.validators",
@@ -141,7 +140,6 @@ __all__ = [
     "RecordValidator",
     "ResumePoint",
     "RetentionPlan",
-    "RetentionPolicy",
     "RetentionSpec",
     "StoreEntry",
     "StoreSpec",

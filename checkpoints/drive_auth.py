@@ -22,18 +22,19 @@ The client is built offline from the Drive v3 discovery document that ships insi
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError, StorageError
+from orchestrator.core.errors import ConfigError, StorageError
+from orchestrator.core.install import install_hint
+from orchestrator.core.logs import get_logger
 
 DRIVE_SCOPES = ("https://www.googleapis.com/auth/drive",)
 DRIVE_API_URL_ENV = "ORCHESTRATOR_DRIVE_API_URL"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def load_credentials(path: Path | None, env: str | None = None) -> Any:
@@ -45,7 +46,7 @@ def load_credentials(path: Path | None, env: str | None = None) -> Any:
         from google.oauth2 import service_account
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError(
-            "the Drive API store needs google-auth and google-api-python-client: pip install 'orchestrator[drive]'"
+            "the Drive API store needs google-auth and google-api-python-client: " + install_hint("drive")
         ) from exc
     if path is None and env is None:
         try:

@@ -17,7 +17,6 @@ detects a second writer. Sequence numbers are reserved before uploads and never 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import threading
@@ -29,9 +28,10 @@ from pathlib import Path
 from checkpoints.manifest_pin import ManifestPin
 from checkpoints.store import CheckpointStore, StoreEntry
 from checkpoints.validators import file_sha256
-from orchestrator.errors import StateError, StorageError
+from orchestrator.core.errors import StateError, StorageError
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MANIFEST_KEY = "manifest.json"
 MANIFEST_PREV_KEY = "manifest.prev.json"

