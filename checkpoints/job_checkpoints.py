@@ -99,6 +99,7 @@ class JobCheckpoints:
         Call it at session start while holding the job's lease: it also checks the store is usable and sweeps
         partial objects left by a writer that was killed mid-copy."""
         self.store.check_usable()
+        self.manifests.load()  # first: a store behind the job home's record stops the session here
         swept = self.store.sweep_leftovers()
         if swept:
             self.log.info("checkpoint: removed %d partial object(s) left by an interrupted copy", swept)

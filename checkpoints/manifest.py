@@ -210,11 +210,11 @@ class ManifestStore:
                 raise StorageError(
                     f"{self.store} shows {seen}, but this job's home recorded manifest revision {pinned.revision} "
                     f"(file ID {pinned.file_id}) in {self.pin.path}; the store has not caught up after "
-                    f"{self.backoff.total:.0f}s of waiting. Nothing was changed: run again in a few minutes. If the "
+                    f"{self.backoff.total:.1f}s of waiting. Nothing was changed: run again in a few minutes. If the "
                     f"store was emptied on purpose, delete {self.pin.path} to start the job over."
                 )
             log.warning(
-                "%s shows %s but revision %d was recorded; waiting %.0fs for the store to catch up",
+                "%s shows %s but revision %d was recorded; waiting %.1fs for the store to catch up",
                 self.store,
                 seen,
                 pinned.revision,
