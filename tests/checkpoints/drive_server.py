@@ -23,7 +23,8 @@ Tests steer it through plain attributes and methods:
 * ``incomplete_searches``: that many next listings answer ``incompleteSearch: true`` and leave one file out;
 * ``required_token``: when set, a request without ``Authorization: Bearer <token>`` gets 401 ``authError``;
 * every error answer carries Drive's JSON error body (``error.errors[0].reason``);
-* ``requests`` logs every request as (operation, method), which the benchmarks count.
+* ``requests`` logs every request as (operation, method), which the benchmarks count; ``latency`` delays
+  every answer (a benchmark's stand-in for Drive's round trip).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class DriveFake:
         self.shared_drive_role = "organizer"  # the caller's role on shared drives: organizer/fileOrganizer/writer
         self.incomplete_searches = 0  # that many next listings are incomplete (one file left out)
         self.required_token: str | None = None
+        self.latency = 0.0  # seconds added to every request (benchmarks: Drive's round trip is ~0.1 s)
         self.bytes_received = 0  # every upload body byte (multipart bodies and resumable chunks)
         self.chunk_bytes_received = 0  # resumable chunk bytes only
         self.short_bodies = 0  # requests whose body stopped short of Content-Length
@@ -368,6 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
             with self.fake.lock:
                 self.fake.status_queries += 1
         fault = self.fake.take_fault(operation)
+        if self.fake.latency:
+            time.sleep(self.fake.latency)
         token = self.fake.required_token
         if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
             self._read_body(length)
