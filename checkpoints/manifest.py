@@ -146,7 +146,8 @@ class ManifestStore:
     One writer per store (the lease holder). Writes are coalesced: sequence numbers are reserved
     ``SEQ_BLOCK`` at a time, a publish records the new checkpoint and retires what retention drops in one
     manifest write, and on a store that replaces in place (Drive) the writer keeps the manifest it wrote and
-    re-reads it only every ``recheck_every`` seconds to detect a second writer.
+    checks only every ``recheck_every`` seconds (one metadata request) that nobody else wrote it since; a
+    second writer makes it re-read the manifest and stop with StateError.
     """
 
     def __init__(
@@ -168,10 +169,11 @@ class ManifestStore:
         self.backoff = backoff or Backoff()
         #: retention as a function: the records to drop from a manifest that just gained a checkpoint
         self.retire = retire
-        self.recheck_every = (30.0 if store.replaces_in_place else 0.0) if recheck_every is None else recheck_every
+        self.recheck_every = (300.0 if store.replaces_in_place else 0.0) if recheck_every is None else recheck_every
         self._lock = threading.RLock()
         self._known_revision: int | None = None
         self._cache: Manifest | None = None
+        self._written: StoreEntry | None = None  # what the store answered to this session's last manifest write
         self._read_at = -math.inf  # time.monotonic() of the last full read (or own write)
         self._next_seq = 0  # next sequence number this session hands out ...
         self._reserved = 0  # ... below this bound, already reserved in the stored manifest
@@ -239,7 +241,9 @@ class ManifestStore:
         """Apply ``change`` to the current manifest and write the result atomically; returns it."""
         with self._lock:
             fresh = self._cache is None or time.monotonic() - self._read_at >= self.recheck_every
-            current = self.load()
+            if fresh and self._unchanged_since_written():
+                fresh, self._read_at = False, time.monotonic()
+            current = self._cache if not fresh and self._cache is not None else self.load()
             if fresh and self._known_revision is not None and current.revision != self._known_revision:
                 self._cache = None
                 raise StateError(
@@ -250,6 +254,7 @@ class ManifestStore:
             if current.revision and not self.store.replaces_in_place:
                 self.store.write_bytes(MANIFEST_PREV_KEY, current.to_bytes())
             entry = self.store.write_bytes(MANIFEST_KEY, new.to_bytes())
+            self._written = entry
             self._known_revision = new.revision
             self._cache = new
             if self.recheck_every > 0 and fresh:
@@ -257,6 +262,19 @@ class ManifestStore:
             if self.pin is not None and entry.file_id:
                 self.pin.write(entry.file_id, new.revision)
             return new
+
+    def _unchanged_since_written(self) -> bool:
+        """On a store that replaces in place: whether the stored manifest is still the one this session wrote
+        (one metadata request instead of a full read; a second writer changes its modification time)."""
+        if not self.store.replaces_in_place or self._written is None or self._cache is None:
+            return False
+        entry = self.store.stat(MANIFEST_KEY)
+        written = self._written
+        return entry is not None and (entry.file_id, entry.size, entry.modified) == (
+            written.file_id,
+            written.size,
+            written.modified,
+        )
 
     def reserve_seq(self) -> int:
         """A sequence number no publish of this store ever used or will use (reserved before the upload, so

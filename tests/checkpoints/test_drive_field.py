@@ -21,7 +21,7 @@ from checkpoints.manifest import Backoff, ManifestStore
 from checkpoints.manifest_pin import ManifestPin
 from checkpoints.retention import plan_retention
 from checkpoints.sync import CheckpointSync
-from orchestrator.core.errors import ConfigError, QuotaExceededError, StorageError
+from orchestrator.core.errors import ConfigError, QuotaExceededError, StateError, StorageError
 from orchestrator.core.store_spec import RetentionSpec
 from tests.checkpoints.drive_server import DriveFake, loopback_store
 
@@ -304,3 +304,16 @@ def test_publishing_from_two_threads_keeps_every_record(fake: DriveFake, tmp_pat
     records = ManifestStore(_store(fake, manifests.store.folder_id)).load().records  # type: ignore[attr-defined]
     assert sorted(r.counter for r in records) == [1, 2, 3, 4]  # type: ignore[type-var]
     assert len({r.seq for r in records}) == 4
+
+
+def test_a_second_writer_on_drive_is_detected_with_one_metadata_request(fake: DriveFake, tmp_path: Path) -> None:
+    folder = fake.add_folder()
+    a = ManifestStore(_store(fake, folder), session="a", recheck_every=0)
+    b = ManifestStore(_store(fake, folder), session="b", recheck_every=0)
+    a.publish(_checkpoint(tmp_path, 1), "ckpt-0001.pt", 1)
+    before = len(fake.requests)
+    a.publish(_checkpoint(tmp_path, 2), "ckpt-0002.pt", 2)
+    assert [op for op, _ in fake.requests[before:]].count("media") == 0, "an unchanged manifest is not re-read"
+    b.publish(_checkpoint(tmp_path, 3), "ckpt-0003.pt", 3)
+    with pytest.raises(StateError, match="another session"):
+        a.publish(_checkpoint(tmp_path, 4), "ckpt-0004.pt", 4)
