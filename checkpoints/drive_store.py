@@ -27,7 +27,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -516,7 +516,7 @@ class DriveStore(CheckpointStore):
         return self._send(fh, key, body)
 
     def _publish_new(
-        self, fh: Any, key: str, labels: dict[str, str], published: list[dict[str, Any]] | None = None
+        self, fh: Any, key: str, labels: dict[str, str], published: Sequence[dict[str, Any]] | None = None
     ) -> StoreEntry:
         """Create a new published file of ``key``, newer than every version seen, then delete those."""
         if published is None:
@@ -546,7 +546,7 @@ class DriveStore(CheckpointStore):
             self._ids[key] = file_id
         return entry_of(meta)
 
-    def _delete_versions(self, file_ids: list[str], key: str) -> None:
+    def _delete_versions(self, file_ids: Sequence[str], key: str) -> None:
         for file_id in file_ids:
             try:
                 self._delete_id(file_id, f"removal of the previous version of {key!r}")

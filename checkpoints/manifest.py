@@ -375,9 +375,9 @@ class ManifestStore:
 
 
 __all__ = [
-    "Backoff",
     "CHECKPOINT_PREFIX",
     "MANIFEST_KEY",
+    "Backoff",
     "Manifest",
     "ManifestRecord",
     "ManifestStore",
