@@ -125,7 +125,10 @@ class JobCheckpoints:
     # -- live sync -----------------------------------------------------------------------------------------
 
     def start_sync(
-        self, on_published: Callable[[ManifestRecord], None] | None = None, **options: float
+        self,
+        on_published: Callable[[ManifestRecord], None] | None = None,
+        on_paused: Callable[[str, float], None] | None = None,
+        **options: float,
     ) -> CheckpointSync:
         """Start copying new checkpoints from ``output_dir`` to the store (``options``: poll_interval, ...)."""
         if self._sync is not None:
@@ -137,6 +140,7 @@ class JobCheckpoints:
             self.patterns,
             self.validator,
             on_published=on_published,
+            on_paused=on_paused,
             logger=self.log,
             **options,  # type: ignore[arg-type]
         ).start()

@@ -162,3 +162,21 @@ def test_a_resume_whose_home_recorded_a_newer_manifest_waits_and_stops_clearly(
     assert "recorded manifest revision" in said and "run again in a few minutes" in said
     assert not (job_dir / "work" / "count" / "output" / "ckpt-0001.txt").exists(), "no fresh start"
     assert json.loads(pin_path.read_text())["revision"] == pin["revision"] + 5, "nothing was changed"
+
+
+def test_the_daily_cap_pauses_uploads_while_the_job_trains_on_and_status_shows_it(
+    job_dir: Path, drive: DriveFake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drive_job(job_dir, drive)
+    drive.daily_cap_after_bytes = 0  # every upload is refused as Drive refuses them at the daily cap
+    started = time.monotonic()
+    code = run_here(job_dir, monkeypatch, "run", "job.yaml", env={"STEPS": "6", "STEP_SECONDS": "0.1"})
+    assert code == 0, "training is not stopped by the store's quota"
+    assert time.monotonic() - started < 30, "a paused store does not hold the clean stop for the flush timeout"
+    assert (job_dir / "work" / "count" / "output" / "result.txt").read_text() == expected_result(6)
+    capsys.readouterr()
+    assert run_here(job_dir, monkeypatch, "status", "job.yaml", "--json") == 0
+    events = json.loads(capsys.readouterr().out)["recent_events"]
+    paused = [e for e in events if e.get("event") == "store_paused"]
+    assert paused and "daily upload cap" in paused[-1]["reason"]
+    assert not drive.objects(), "nothing half-published"
