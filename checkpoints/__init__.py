@@ -128,6 +128,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "AllOf",
+    "Backoff",
     "Candidate",
     "CheckpointChoice",
     "CheckpointRow",
@@ -136,7 +137,6 @@ __all__ = [
     "DriveStoreSpec",
     "JobCheckpoints",
     "Judged",
-    "Backoff",
     "Manifest",
     "ManifestPin",
     "ManifestRecord",
