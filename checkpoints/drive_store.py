@@ -246,6 +246,9 @@ class DriveStore(CheckpointStore):
     def _published(self, key: str) -> list[dict[str, Any]]:
         """Every published file of ``key``, newest generation first (normally one)."""
         found = {m["id"]: m for m in self._query(property_query(KEY_PROP, key), f"lookup of {key!r}")}
+        if not found and key in self.pinned_keys:  # a store written before folders (flat, no orch_root)
+            legacy = f"{quote(self.folder_id)} in parents and {property_query(KEY_PROP, key)}"
+            found = {m["id"]: m for m in self._query("", f"lookup of {key!r}", scope=legacy)}
         known = self._ids.get(key)
         if known and known not in found:
             meta = self._get(known, f"lookup of {key!r}")
@@ -562,10 +565,17 @@ class DriveStore(CheckpointStore):
         root = self._root_meta()
         if (root.get("properties") or {}).get(prop) == file_id:
             return
-        meta = self._call(
-            lambda: self._files.update(
-                fileId=self.folder_id, body={"properties": {prop: file_id}}, fields=FOLDER_FIELDS, **self._drive_params
-            ),
-            f"pinning of {key!r} in the store folder",
-        )
+        try:
+            meta = self._call(
+                lambda: self._files.update(
+                    fileId=self.folder_id,
+                    body={"properties": {prop: file_id}},
+                    fields=FOLDER_FIELDS,
+                    **self._drive_params,
+                ),
+                f"pinning of {key!r} in the store folder",
+            )
+        except StorageError as exc:  # e.g. a shared drive's root, which has no properties: found by query later
+            log.warning("Drive store: %s; %r is found by a listing instead (after Drive's lag)", exc, key)
+            return
         self._root = meta

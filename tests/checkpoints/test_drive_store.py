@@ -486,3 +486,29 @@ def test_the_fake_speaks_files_update_uploads_as_the_client_library_sends_them(f
     listed = files.list(q=f"'{folder}' in parents and name = 'g' and trashed = false", fields="files(id)").execute()
     assert listed == {"files": [{"id": created["id"]}]}
     assert files.get(fileId=created["id"]).execute()["name"] == "g"  # v3 default fields: kind, id, name, mimeType
+
+
+def test_a_store_written_flat_by_an_earlier_version_still_resumes(fake: DriveFake, tmp_path: Path) -> None:
+    """Before folders: every file directly in the store folder, no orch_root; the manifest records file IDs."""
+    from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore
+
+    folder = fake.add_folder()
+    with fake.lock:
+        ckpt = fake.create_file(
+            {"name": "checkpoints/00000/00000001-a.weights", "parents": [folder],
+             "properties": {KEY_PROP: "checkpoints/00000/00000001-a.weights", GEN_PROP: "1"}}, b"weights",
+        )
+        record = ManifestRecord(name="a.weights", key="checkpoints/00000/00000001-a.weights", counter=5, size=7,
+                                sha256="0" * 64, created=1.0, file_id=ckpt.id, seq=1)
+        doc = Manifest(records=(record,), next_seq=2, revision=3).to_bytes()
+        fake.create_file({"name": "manifest.json", "parents": [folder],
+                          "properties": {KEY_PROP: "manifest.json", GEN_PROP: "1"}}, doc)
+    store = loopback_store(fake, folder)
+    manifests = ManifestStore(store)
+    assert manifests.load().records == (record,)
+    store.download(record.key, tmp_path / "a.weights")
+    assert (tmp_path / "a.weights").read_bytes() == b"weights"
+    src = tmp_path / "b.weights"
+    src.write_bytes(b"more")
+    manifests.publish(src, "b.weights", counter=6)
+    assert [r.counter for r in ManifestStore(loopback_store(fake, folder)).load().records] == [5, 6]
