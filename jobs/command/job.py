@@ -129,6 +129,8 @@ class CommandJob(JobKind):
                                  restored=point.restored)
         if cps is not None and self.spec.local_output:
             cps.start_sync(on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, size=r.size, key=r.key),
+                           on_paused=lambda why, seconds: ctx.record_event("store_paused", reason=why,
+                                                                           seconds=seconds),
                            guard=ctx.check_writer, on_fatal=ctx.storage_fault)
             watcher = None
         else:
