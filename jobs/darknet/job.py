@@ -458,6 +458,9 @@ class DarknetJob(JobKind):
                 ctx.log.info("%s", decision.why)
                 ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=decision.reason,
                                  after_backup=decision.after_backup)
+                finished = self._final_written(cfg, base)
+                if finished is not None:  # the stop came as darknet wrote _final: the job is done, not paused
+                    return Completed(finished)
                 return Stopped(decision.reason)
         elif isinstance(decision, Exited):
             code = decision.code
@@ -467,11 +470,18 @@ class DarknetJob(JobKind):
         tail = proc.tail(20)
         if fatal is not None:
             raise ConfigError(f"darknet stopped: {fatal.message}. Fix: {fatal.fix}")
+        finished = self._final_written(cfg, base) if parser.finished else None
+        if finished is not None:
+            return Completed(finished)
+        return Crashed(f"darknet exited with code {code} before writing final weights", exit_code=code, log_tail=tail)
+
+    def _final_written(self, cfg: DarknetCfg, base: str) -> str | None:
+        """A summary if complete ``_final`` weights at ``max_batches`` are on local disk, else None."""
         final = self.kind_paths.backup / f"{base}_final.weights"
         done = DarknetWeightsValidator(cfg, check_values=False).validate(final) if final.exists() else None
-        if parser.finished and done is not None and done.ok and (done.counter or 0) >= cfg.max_batches:
-            return Completed(f"{final.name} written at iteration {done.counter}")
-        return Crashed(f"darknet exited with code {code} before writing final weights", exit_code=code, log_tail=tail)
+        if done is not None and done.ok and (done.counter or 0) >= cfg.max_batches:
+            return f"{final.name} written at iteration {done.counter}"
+        return None
 
     # -- reporting -------------------------------------------------------------------------------------------
     def draw_chart(self, cfg: DarknetCfg | None = None) -> None:
