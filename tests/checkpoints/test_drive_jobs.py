@@ -22,6 +22,7 @@ import pytest
 from orchestrator.app.cli import main
 from tests.checkpoints.drive_server import DriveFake
 from tests.conftest import job_yaml, popen_cli
+from tests.orchestrator.identity import work_folder
 
 TOKEN = "ya29.job-test-ACCESS"
 STEPS = 12
@@ -80,7 +81,7 @@ def test_a_command_job_on_the_drive_store_runs_lists_and_keeps_its_retention(
 ) -> None:
     folder = drive_job(job_dir, drive)
     assert run_here(job_dir, monkeypatch, "run", "job.yaml", env={"STEPS": str(STEPS), "STEP_SECONDS": "0.02"}) == 0
-    assert (job_dir / "work" / "count" / "output" / "result.txt").read_text() == expected_result()
+    assert (work_folder(job_dir, "count") / "output" / "result.txt").read_text() == expected_result()
     records = stored_manifest(drive)["records"]
     assert sorted(r["counter"] for r in records) == [STEPS - 1, STEPS]
     names = sorted(drive.path_of(f) for f in drive.objects())
@@ -125,7 +126,7 @@ def test_kill_9_then_a_blank_vm_inside_the_listing_lag_resumes_from_drive_with_t
     assert "fresh start" not in log, "the blank VM must resume from Drive, not start from scratch"
     resumed_at = int(log.split("resuming at ")[1].split()[0])
     assert resumed_at >= synced, "nothing that reached Drive was lost"
-    assert (job_dir / "work" / "count" / "output" / "result.txt").read_text() == expected_result()
+    assert (work_folder(job_dir, "count") / "output" / "result.txt").read_text() == expected_result()
     after = stored_manifest(drive)
     assert after["revision"] > before["revision"]
     new_seqs = [r["seq"] for r in after["records"] if r["counter"] > synced]
@@ -160,7 +161,7 @@ def test_a_resume_whose_home_recorded_a_newer_manifest_waits_and_stops_clearly(
     assert captured.err.count("for the store to catch up") == 3, "one bounded wait, then the error"
     said = captured.err + captured.out + "".join(p.read_text() for p in (home / "logs").glob("*"))
     assert "recorded manifest revision" in said and "run again in a few minutes" in said
-    assert not (job_dir / "work" / "count" / "output" / "ckpt-0001.txt").exists(), "no fresh start"
+    assert not (work_folder(job_dir, "count") / "output" / "ckpt-0001.txt").exists(), "no fresh start"
     assert json.loads(pin_path.read_text())["revision"] == pin["revision"] + 5, "nothing was changed"
 
 
@@ -173,7 +174,7 @@ def test_the_daily_cap_pauses_uploads_while_the_job_trains_on_and_status_shows_i
     code = run_here(job_dir, monkeypatch, "run", "job.yaml", env={"STEPS": "6", "STEP_SECONDS": "0.1"})
     assert code == 0, "training is not stopped by the store's quota"
     assert time.monotonic() - started < 30, "a paused store does not hold the clean stop for the flush timeout"
-    assert (job_dir / "work" / "count" / "output" / "result.txt").read_text() == expected_result(6)
+    assert (work_folder(job_dir, "count") / "output" / "result.txt").read_text() == expected_result(6)
     capsys.readouterr()
     assert run_here(job_dir, monkeypatch, "status", "job.yaml", "--json") == 0
     events = json.loads(capsys.readouterr().out)["recent_events"]
