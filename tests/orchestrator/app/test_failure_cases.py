@@ -160,7 +160,7 @@ def test_7_takeover_leaves_one_writer_and_the_old_session_ends_lease_lost(job_di
     first = Background(job_dir, "run", "job.yaml", env=env)
     home = job_dir / "jobs" / "count"
     wait_for(lambda: list((home / "output").glob("ckpt-*.txt")))
-    second = cli(job_dir, "run", "job.yaml", "--takeover", env=env, timeout=120)
+    second = cli(job_dir, "run", "job.yaml", "--takeover", env=env)
     code, out, err = first.finish()
     assert second.returncode == 0, second.stderr
     assert code == 3, err
