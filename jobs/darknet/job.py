@@ -37,11 +37,13 @@ from jobs.darknet.chart import LossHistory, load_history, render_chart
 from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
 from jobs.darknet.dataset import dataset_signature, prepare_dataset
 from jobs.darknet.download import download
+from jobs.darknet.gpus import GpuChoice, choose_gpus
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
 from orchestrator.core.atomic import atomic_write_text
+from orchestrator.core import gpu
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import get_logger
 from orchestrator.core.process import ManagedProcess
@@ -51,6 +53,8 @@ STOPPING_POLL_SECONDS = 0.005
 #: Problems a restart cannot fix: the job fails at once with the fix in the message.
 FATAL_PROBLEMS = {"nan_loss", "out_of_memory", "file_not_found", "batch_too_small", "bad_annotation"}
 STOP_TIMEOUT = 30.0
+#: The reason darknet is stopped to be relaunched on more GPUs (see jobs.darknet.gpus).
+GPU_SWITCH = "more GPUs"
 
 log = get_logger(__name__)
 
@@ -250,19 +254,27 @@ class DarknetJob(JobKind):
                 ctx.report_progress(resume.candidate.counter or 0, cfg.max_batches, "iter")
                 return Completed(f"{resume.candidate.name} is at iteration {resume.candidate.counter} "
                                  f">= max_batches {cfg.max_batches}")
-        argv = self.argv(binary, fork, cfg_path, resume)
-        ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
         def published(record: ManifestRecord) -> None:
             if record.name.endswith("_best.weights"):  # AlexeyAB -map: keep the best-mAP weights past retention
                 cps.manifests.update(lambda manifest: tag_best(manifest, record.key))
             ctx.report_checkpoint(record.name, record.counter, key=record.key, size=record.size)
 
-        cps.start_sync(on_published=published, poll_interval=0.2)
-        try:
-            outcome = self._supervise(ctx, argv, cfg, base, cps)
-        finally:
-            flushed = cps.stop_sync(flush_timeout=spec.train.stop_wait)
-            self.draw_chart(cfg)
+        visible = gpu.visible_gpu_count()
+        while True:
+            counter = (resume.candidate.counter or 0) if resume is not None else 0
+            choice = choose_gpus(spec.train.gpus, visible, counter)
+            self._announce_gpus(ctx, choice, counter, cfg.max_batches)
+            argv = self.argv(binary, fork, cfg_path, resume, choice)
+            ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
+            cps.start_sync(on_published=published, poll_interval=0.2)
+            try:
+                outcome = self._supervise(ctx, argv, cfg, base, cps, switch_at=choice.switch_at)
+            finally:
+                flushed = cps.stop_sync(flush_timeout=spec.train.stop_wait)
+                self.draw_chart(cfg)
+            if not (isinstance(outcome, Stopped) and outcome.reason == GPU_SWITCH):
+                break
+            resume = cps.resume()  # the backup darknet just wrote: go on from it on every GPU
         if isinstance(outcome, Completed):
             if not flushed:
                 return Crashed("darknet finished but its final weights could not be copied to the store in time")
@@ -298,7 +310,19 @@ class DarknetJob(JobKind):
             if "final" not in newest.tags:
                 cps.manifests.tag(newest.key, "final")
 
-    def argv(self, binary: Path, fork: Fork, cfg_path: Path, resume: ResumePoint | None) -> list[str]:
+    @staticmethod
+    def _announce_gpus(ctx: JobContext, choice: GpuChoice, counter: int, max_batches: int) -> None:
+        if choice.gpus:
+            ctx.log.info("darknet on GPU %s of %d visible%s", choice.describe(), choice.visible,
+                         f"; {choice.note}" if choice.note else "")
+        elif choice.note:
+            ctx.log.warning("%s", choice.note)
+        ctx.record_event("darknet_gpus", gpus=list(choice.gpus), visible=choice.visible, switch_at=choice.switch_at,
+                         iteration=counter)
+        ctx.report_progress(counter, max_batches, "iter", gpus=choice.describe())
+
+    def argv(self, binary: Path, fork: Fork, cfg_path: Path, resume: ResumePoint | None,
+             gpus: GpuChoice | None = None) -> list[str]:
         spec = self.spec
         argv = [str(binary), "detector", "train", str(self.data_dir / "obj.data"), str(cfg_path)]
         pretrained = self.pretrained_path()
@@ -312,13 +336,16 @@ class DarknetJob(JobKind):
             argv.append("-dont_show")
             if spec.train.map:
                 argv.append("-map")
+        argv += gpus.flag() if gpus is not None else []  # both forks read -gpus 0,1 in detector.c
         argv += spec.train.extra_args
         if fork is Fork.PJREDDIE and shutil.which("stdbuf"):
             argv = ["stdbuf", "-oL", *argv]  # pjreddie never flushes stdout
         return argv
 
     def _supervise(self, ctx: JobContext, argv: list[str], cfg: DarknetCfg, base: str,
-                   cps: JobCheckpoints) -> RunOutcome:
+                   cps: JobCheckpoints, switch_at: int | None = None) -> RunOutcome:
+        """One darknet process until it ends, a stop is requested, or (``switch_at``) it reached the iteration
+        where it goes on on more GPUs: then, like at the deadline, it is stopped right after its next backup."""
         spec = self.spec
         proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.data_dir, env=spec.env)
         ctx.record_event("process_start", pid=proc.pid, argv=argv)
@@ -347,10 +374,16 @@ class DarknetJob(JobKind):
                         ctx.report_progress(event.iteration, cfg.max_batches, "iter", avg_loss=_finite(event.avg_loss),
                                             loss=_finite(event.loss), hours_left=event.hours_left)
                         saved_then_moved_on = saved_then_moved_on or pending_save is not None
+                        if switch_at is not None and event.iteration >= switch_at and stopping is None:
+                            stopping, stop_started = GPU_SWITCH, time.monotonic()
+                            ctx.log.info("iteration %d: going on on more GPUs after darknet's next backup",
+                                         event.iteration)
                     elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration") and stopping:
                         pending_save = self.backup_dir / Path(event.path).name  # same folder, via the symlink
                         # the old file of that name may still be whole: wait for the one with this iteration
                         pending_counter = parser.last_iteration.iteration if parser.last_iteration else 0
+                        if stopping == GPU_SWITCH and switch_at is not None:
+                            pending_counter = switch_at  # any whole backup from the switch on will do
                     elif isinstance(event, Problem):
                         ctx.log.error("darknet: %s; fix: %s", event.message, event.fix)
                         ctx.record_event("darknet_problem", problem=event.kind, message=event.message, fix=event.fix)
@@ -362,15 +395,16 @@ class DarknetJob(JobKind):
                     code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
                     break
                 reason = ctx.stop_requested()
-                if reason and stopping is None:
-                    stopping, stop_started = reason, time.monotonic()
+                if reason and stopping in (None, GPU_SWITCH):  # a real stop overrides a GPU switch
+                    stop_started = stop_started if stopping else time.monotonic()
+                    stopping = reason
                     ctx.log.info("stop requested (%s): %s", reason, "waiting for darknet's next backup"
                                  if reason == "deadline" else "stopping darknet now")
                 if pending_save is not None and not saved_then_moved_on:
                     verdict = complete.validate(pending_save)
                     if verdict.ok and (verdict.counter or 0) >= pending_counter:
                         saved_then_moved_on = True  # the new backup is whole on disk: stop before more work
-                if stopping and (stopping != "deadline" or saved_then_moved_on
+                if stopping and (stopping not in ("deadline", GPU_SWITCH) or saved_then_moved_on
                                  or time.monotonic() - stop_started > spec.train.stop_wait):
                     code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
                     ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=stopping,
