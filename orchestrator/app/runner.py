@@ -21,6 +21,7 @@ from typing import Any
 
 from jobs.base import Completed, Crashed, JobKind, RunOutcome, Stopped
 from jobs.registry import load_job_kind
+from orchestrator.app.notify import notify_session_end
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.context import RunContext
 from orchestrator.core.errors import ConfigError, OrchestratorError, StateError
@@ -132,8 +133,12 @@ class JobRunner:
             self._close_vanished_session(record, previous, why)
             self._write_spec_copy()
             lease.start_heartbeat(self.spec.session.heartbeat)
-            return self._session(record, kind_cls(self.spec, self.paths), session_id, lease, retry,
-                                 handle_signals)
+            try:
+                return self._session(record, kind_cls(self.spec, self.paths), session_id, lease, retry,
+                                     handle_signals)
+            finally:  # failed sessions too; never raises
+                results = self.paths.results
+                notify_session_end(self.spec, record, str(results) if results.is_dir() else None)
         finally:
             lease.release()
 

@@ -75,5 +75,10 @@ class JobPaths:
         """Durable output folder of a ``command`` job (``{output_dir}``)."""
         return self.home / "output"
 
+    @property
+    def results(self) -> Path:
+        """What the user takes away, with plain names (final weights, cfg, detections...): enough on its own."""
+        return self.home / "results"
+
     def session_log(self, session_index: int, session_id: str, what: str = "orchestrator") -> Path:
         return self.logs / f"session-{session_index:03d}-{session_id}.{what}.log"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
@@ -83,3 +84,7 @@ class JobSpecBase(StrictModel):
     store: StoreSpec = Field(default_factory=default_store_spec,
                              description="Where checkpoints are kept (default: a path store in the job home).")
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    notify: list[Annotated[str, Field(min_length=3, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")]] = Field(
+        default_factory=list,
+        description="Apprise URLs told when a session pauses, fails or completes (tgram://, discord://, "
+                    "mailto://, ntfys://, json://...; needs the [notify] extra).")
