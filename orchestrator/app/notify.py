@@ -32,9 +32,10 @@ class Message:
 
 def human_count(value: float) -> str:
     """``1234567`` -> ``1.23M``; small numbers as they are."""
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= 10 * size:
-            return f"{value / size:.3g}{suffix}"
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+        if abs(value) >= size:
+            scaled = value / (1e3 if suffix == "k" else size)
+            return f"{scaled:.3g}{suffix}"
     return f"{value:g}" if value != int(value) else str(int(value))
 
 
