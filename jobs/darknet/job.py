@@ -40,6 +40,7 @@ from jobs.darknet.download import download
 from jobs.darknet.gpus import GpuChoice, choose_gpus
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
+from jobs.darknet.results import publish_results
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
 from orchestrator.core.atomic import atomic_write_text
@@ -47,6 +48,7 @@ from orchestrator.core import gpu
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import get_logger
 from orchestrator.core.process import ManagedProcess
+from orchestrator.core.results import ResultsFolder
 
 POLL_SECONDS = 0.2
 STOPPING_POLL_SECONDS = 0.005
@@ -279,7 +281,22 @@ class DarknetJob(JobKind):
             if not flushed:
                 return Crashed("darknet finished but its final weights could not be copied to the store in time")
             self._tag_final(cps, base)
+            self._publish_results(ctx, cfg_path, base)
         return outcome
+
+    def _publish_results(self, ctx: JobContext, cfg_path: Path, base: str) -> None:
+        best = self.backup_dir / f"{base}_best.weights"
+        hint = (f"This job's labelled images: {self.spec.dataset.path} ({self.spec.dataset.format} annotations; "
+                f"the job converts them into YOLO labels and test.txt on the training machine).")
+        try:
+            written = publish_results(ResultsFolder(self.paths), cfg_path, self.data_dir / "obj.names",
+                                      self.backup_dir / f"{base}_final.weights", best if best.is_file() else None,
+                                      hint)
+        except OSError as exc:
+            ctx.log.warning("results: not written to %s: %s", self.paths.results, exc)
+            return
+        ctx.log.info("results in %s: %s", self.paths.results, ", ".join(written))
+        ctx.record_event("results", folder=str(self.paths.results), files=written)
 
     def cfg_file(self) -> Path | None:
         """The prepared cfg on this machine, else the copy kept in the job home (for listings elsewhere)."""
@@ -436,8 +453,10 @@ class DarknetJob(JobKind):
 
     def status_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"loss_chart": str(self.chart_path)} if self.chart_path.exists() else {}
+        if self.paths.results.is_dir():
+            extra["results"] = str(self.paths.results)
         cfg_path = self.cfg_path()
-        if cfg_path is not None:
+        if cfg_path is not None and "results" not in extra:  # local disk: only until results/ holds the cfg
             extra["cfg"] = str(cfg_path)
         return extra
 
