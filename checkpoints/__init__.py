@@ -7,8 +7,9 @@ Public names are re-exported lazily (PEP 562), so importing a light module such 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orchestrator.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from checkpoints.discovery import (
@@ -163,14 +164,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'checkpoints' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports("checkpoints", globals(), _EXPORTS)

@@ -16,7 +16,7 @@ from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
 from jobs.face_detection.inputs import discover_inputs, output_names
 from jobs.face_detection.partial import OutputFiles, Progress, read_json
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+from jobs.face_detection.pipeline import FacePipeline, InputStatus, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
 from jobs.face_detection.video_source import is_image
 from orchestrator.core.atomic import atomic_write_json
@@ -112,20 +112,20 @@ class FaceDetectionJob(JobKind):
                 path, files, should_stop=lambda: ctx.stop_requested() is not None, on_frames=on_frames,
                 on_commit=on_commit,
             )
-            if result.status == "stopped":
+            if result.status is InputStatus.STOPPED:
                 tally.frames_now = base + result.frames_done
                 return self._stopped(ctx, tally, ctx.stop_requested() or "stop")
-            tally.frames_done = base + (result.frames_done if result.status == "done" else expected[path])
+            tally.frames_done = base + (result.frames_done if result.status is InputStatus.DONE else expected[path])
             tally.frames_now = tally.frames_done
-            if result.status == "done":
+            if result.status is InputStatus.DONE:
                 tally.done += 1
             else:
                 tally.failed += 1
                 tally.failures[name] = result.reason
             if not result.skipped:
-                ctx.record_event(f"input_{result.status}", input=str(path), name=name, frames=result.frames_done,
+                ctx.record_event(f"input_{result.status.value}", input=str(path), name=name, frames=result.frames_done,
                                  faces=result.faces, reason=result.reason or None)
-                ctx.log.info("%s: %s%s", name, result.status, f" ({result.reason})" if result.reason else "")
+                ctx.log.info("%s: %s%s", name, result.status.value, f" ({result.reason})" if result.reason else "")
             self._report(ctx, tally)
         self._write_status(tally, finished=True)
         return Completed(f"{tally.done} inputs done, {tally.failed} failed")

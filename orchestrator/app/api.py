@@ -24,9 +24,11 @@ from orchestrator.app.jobfile import load_job_file
 from orchestrator.app.runner import JobRunner, RunResult
 from orchestrator.app.status import StatusReport, job_status
 from orchestrator.core.errors import ConfigError
+from orchestrator.core.journal import Journal
 from orchestrator.core.logs import ROOT_LOGGER, setup_console_logging
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.spec import JobSpecBase, SessionSpec
+from orchestrator.core.state import StateStore
 
 __all__ = ["load_job", "run", "status"]
 
@@ -88,7 +90,7 @@ def _paths_of(job: JobRef) -> tuple[JobSpecBase | None, JobPaths]:
     target = Path(job)
     if target.is_dir():
         paths = JobPaths.for_home(target)
-        if not paths.state.exists() and not paths.state_prev.exists() and not paths.spec_copy.exists():
+        if not StateStore(paths, Journal(paths.journal)).exists() and not paths.spec_copy.exists():
             raise ConfigError(f"{target}: not a job folder (no state.json); give the job file or the job's folder")
         return None, paths
     spec = load_job(target)

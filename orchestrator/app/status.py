@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.core.journal import Journal
-from orchestrator.core.lease import boot_id, read_lease, staleness
+from orchestrator.core.lease import LeaseInfo, boot_id, read_lease, staleness
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.session import hostname
 from orchestrator.core.spec import DEFAULT_LEASE_TTL
@@ -40,17 +40,14 @@ class ProgressReport:
 
 @dataclass(frozen=True)
 class LeaseReport:
-    session_id: str
-    host: str
-    boot_id: str
-    pid: int
-    acquired: float
-    heartbeat: float
+    holder: LeaseInfo
     heartbeat_age: float
     stale: str | None  # why it is stale, or None while live
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        holder = asdict(self.holder)
+        holder.pop("token")  # the lease's secret: never shown
+        return {**holder, "heartbeat_age": self.heartbeat_age, "stale": self.stale}
 
 
 @dataclass(frozen=True)
@@ -118,10 +115,8 @@ def job_status(paths: JobPaths, lease_ttl: float = DEFAULT_LEASE_TTL, now: float
     lease = read_lease(paths.lease)
     lease_report = None
     if lease is not None:
-        lease_report = LeaseReport(
-            session_id=lease.session_id, host=lease.host, boot_id=lease.boot_id, pid=lease.pid,
-            acquired=lease.acquired, heartbeat=lease.heartbeat, heartbeat_age=round(now - lease.heartbeat, 1),
-            stale=staleness(lease, now, lease_ttl, hostname(), boot_id()))
+        lease_report = LeaseReport(holder=lease, heartbeat_age=round(now - lease.heartbeat, 1),
+                                   stale=staleness(lease, now, lease_ttl, hostname(), boot_id()))
     checkpoint = record.last_checkpoint
     return StatusReport(
         job=paths.home.name, home=str(paths.home), state=record.state, reason=record.reason, kind=record.kind,
@@ -176,7 +171,8 @@ def format_status(report: StatusReport) -> str:
     lease = report.lease
     if lease is not None:
         fresh = f"STALE ({lease.stale})" if lease.stale else "live"
-        lines.append(f"  lease      {fresh}: session {lease.session_id} on {lease.host} pid {lease.pid}, "
+        holder = lease.holder
+        lines.append(f"  lease      {fresh}: session {holder.session_id} on {holder.host} pid {holder.pid}, "
                      f"heartbeat {_duration(lease.heartbeat_age)} ago")
     err = report.last_error
     if err is not None:
