@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from orchestrator.core.fields import (
     JOB_NAME_PATTERN,
@@ -70,6 +70,10 @@ def default_work_dir() -> Path:
     return Path(tempfile.gettempdir()) / "orchestrator-work"
 
 
+def _expand_str(value: object) -> object:
+    return expand_env(value) if isinstance(value, str) else value
+
+
 class JobSpecBase(StrictModel):
     """Fields every job kind has."""
 
@@ -84,7 +88,8 @@ class JobSpecBase(StrictModel):
     store: StoreSpec = Field(default_factory=default_store_spec,
                              description="Where checkpoints are kept (default: a path store in the job home).")
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
-    notify: list[Annotated[str, Field(min_length=3, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")]] = Field(
+    notify: list[Annotated[str, BeforeValidator(_expand_str), Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")]] = Field(
         default_factory=list,
         description="Apprise URLs told when a session pauses, fails or completes (tgram://, discord://, "
-                    "mailto://, ntfys://, json://...; needs the [notify] extra).")
+                    "mailto://, ntfys://, json://...; ${VAR} reads a secret from the environment; "
+                    "needs the [notify] extra).")
