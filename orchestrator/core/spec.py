@@ -42,7 +42,7 @@ DEFAULT_LEASE_TTL = 600.0
 class SessionSpec(StrictModel):
     """How long a machine lives and how we share the job with other machines."""
 
-    budget: Duration = Field(12 * 3600.0, description="Session budget (Colab 12h, Kaggle 9h, ...).")
+    budget: Duration = Field(12 * 3600.0, description="Session budget (Colab ~12h, Kaggle 12h: ~30 GPU-h a week).")
     margin: Duration = Field(15 * 60.0, description="Stop this long before the budget runs out.")
     clock: str = Field(
         "auto",
