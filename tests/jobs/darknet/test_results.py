@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,12 @@ def test_results_alone_run_detector_test_after_the_vm_is_gone(job_dir: Path, tmp
     how = (results / "HOW-TO-USE.txt").read_text()
     assert "detector test obj.data micro.cfg best.weights" in how and "detector map obj.data micro.cfg" in how
     status = cli(job_dir, "status", "job.yaml").stdout
-    assert f"results    {results}" in status
+    assert f"results    {results}" in status and "loss_chart" in status
+    by_folder = cli(job_dir, "status", str(job_dir / "jobs" / "det")).stdout
+    def shape(text: str) -> list[str]:  # the lines less their ages, which tick between the two calls
+        return [re.sub(r"\d+(h\d+m|m\d+s|s) ago", "AGE ago", line) for line in text.splitlines()]
+
+    assert shape(by_folder) == shape(status)
 
     # the VM is gone: only results/ (copied from Drive to another machine) and an image remain
     elsewhere = tmp_path / "another machine" / "results"
