@@ -37,14 +37,14 @@ from jobs.darknet.chart import LossHistory, load_history, render_chart
 from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
 from jobs.darknet.dataset import dataset_signature, prepare_dataset
 from jobs.darknet.download import download
-from jobs.darknet.gpus import GpuChoice, choose_gpus
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
+from jobs.darknet.gpus import GpuChoice, choose_gpus
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
 from jobs.darknet.results import publish_results
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
-from orchestrator.core.atomic import atomic_write_text
 from orchestrator.core import gpu
+from orchestrator.core.atomic import atomic_write_text
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import get_logger
 from orchestrator.core.process import ManagedProcess
@@ -367,7 +367,7 @@ class DarknetJob(JobKind):
         proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.data_dir, env=spec.env)
         ctx.record_event("process_start", pid=proc.pid, argv=argv)
         parser = LogParser()
-        history = LossHistory(self.durable / "loss", f"{int(time.time()):010d}-{ctx.session_id}")
+        history = LossHistory(self.durable / "loss", f"{ctx.session_index:03d}-{ctx.session_id}")
         stopping: str | None = None
         stop_started = 0.0
         saved_then_moved_on = False

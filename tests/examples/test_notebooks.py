@@ -32,7 +32,7 @@ def run_shell(line: str, namespace: dict[str, Any], cwd: Path) -> subprocess.Com
         argv = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-build-isolation", *argv[3:]]
     elif argv[0] == "python":
         argv = [sys.executable, *argv[1:]]
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300,
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd)})
 
 

@@ -51,7 +51,7 @@ def _launches(record: Path) -> list[tuple[str | None, int]]:
 
 
 def test_auto_with_two_gpus_trains_on_one_first_and_on_both_after_1000_across_resumes(
-        job_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        job_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     record = job_dir / "launches.jsonl"
     monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -73,7 +73,7 @@ def test_all_extras_on_a_colab_like_machine_change_none_of_its_packages(wheel: P
     report = tmp_path / "report.json"
     result = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--dry-run", "-q",
-         "--report", str(report), f"{wheel}[all]"], capture_output=True, text=True, timeout=600)
+         "--report", str(report), f"{wheel}[all]"], capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     planned = {item["metadata"]["name"].lower(): item["metadata"]["version"]
                for item in json.loads(report.read_text())["install"]}
