@@ -15,14 +15,14 @@ from typing import Any
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
 from jobs.face_detection.inputs import discover_inputs, output_names
-from jobs.face_detection.partial import OutputFiles, Progress, read_json
+from jobs.face_detection.partial import Progress, read_json
+from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.pipeline import FacePipeline, InputStatus, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
 from jobs.face_detection.video_source import is_image
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.errors import ConfigError
-
-STATUS_FILE = "batch_status.json"
+from orchestrator.core.paths import JobPaths
 
 
 def build_detector(spec: FaceDetectionSpec, weights_cache: Path) -> tuple[FaceDetector, str]:
@@ -71,9 +71,13 @@ def _declared_frames(path: Path, frame_step: int) -> int:
 class FaceDetectionJob(JobKind):
     spec: FaceDetectionSpec
 
+    def __init__(self, spec: FaceDetectionSpec, paths: JobPaths) -> None:
+        super().__init__(spec, paths)
+        self.kind_paths = FacePaths(paths, spec.output)
+
     @property
     def output_dir(self) -> Path:
-        return self.paths.home / self.spec.output
+        return self.kind_paths.output
 
     def settings(self) -> PipelineSettings:
         s = self.spec
@@ -86,7 +90,7 @@ class FaceDetectionJob(JobKind):
         spec = self.spec
         inputs = discover_inputs(spec)
         names = output_names(inputs)
-        detector, detector_id = build_detector(spec, self.paths.work / "weights")
+        detector, detector_id = build_detector(spec, self.kind_paths.weights_cache)
         pipeline = FacePipeline(detector, self.settings(), detector_id)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         expected = {path: _declared_frames(path, spec.frame_step) for path in inputs}
@@ -97,7 +101,7 @@ class FaceDetectionJob(JobKind):
             if reason:
                 return self._stopped(ctx, tally, reason)
             name = names[path]
-            files = OutputFiles(self.output_dir, name)
+            files = self.kind_paths.input_files(name)
             base = tally.frames_done
 
             def on_frames(done: int, base: int = base) -> None:
@@ -145,12 +149,12 @@ class FaceDetectionJob(JobKind):
             self._write_status(tally, finished=False)
 
     def _write_status(self, tally: _Tally, finished: bool) -> None:
-        atomic_write_json(self.output_dir / STATUS_FILE, {**tally.as_dict(), "finished": finished,
+        atomic_write_json(self.kind_paths.batch_status, {**tally.as_dict(), "finished": finished,
                                                           "updated": time.time()})
 
     def status_extra(self) -> dict[str, Any]:
         """Facts for ``orchestrator status`` beyond the progress line (which has videos done/failed/total)."""
-        record = read_json(self.output_dir / STATUS_FILE) or {}
+        record = read_json(self.kind_paths.batch_status) or {}
         facts: dict[str, Any] = {"output": str(self.output_dir)}
         if record.get("fps"):
             facts["speed"] = f"{record['fps']} frames/s (last session)"

@@ -71,11 +71,6 @@ class JobPaths:
         return self.home / "store"
 
     @property
-    def output(self) -> Path:
-        """Durable output folder of a ``command`` job (``{output_dir}``)."""
-        return self.home / "output"
-
-    @property
     def results(self) -> Path:
         """What the user takes away, with plain names (final weights, cfg, detections...): enough on its own."""
         return self.home / "results"
