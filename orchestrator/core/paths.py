@@ -75,5 +75,10 @@ class JobPaths:
         """What the user takes away, with plain names (final weights, cfg, detections...): enough on its own."""
         return self.home / "results"
 
+    @property
+    def manifest_pin(self) -> Path:
+        """Where the job home records its store manifest's address and revision (a lagging store waits on it)."""
+        return self.home / "store-manifest.json"
+
     def session_log(self, session_index: int, session_id: str, what: str = "orchestrator") -> Path:
         return self.logs / f"session-{session_index:03d}-{session_id}.{what}.log"
