@@ -56,8 +56,12 @@ def compare(fp32: list[list[Face]], fp16: list[list[Face]]) -> dict[str, float |
 
 
 def frames(count: int) -> list[np.ndarray]:
-    images = [cv2.resize(cv2.imread(str(ROOT / "tests" / "data" / name)), (640, 480))
-              for name in ("astronaut.jpg", "chelsea.jpg")]
+    images = []
+    for name in ("astronaut.jpg", "chelsea.jpg"):
+        image = cv2.imread(str(ROOT / "tests" / "data" / name))
+        if image is None:
+            raise SystemExit(f"cannot read tests/data/{name}")
+        images.append(cv2.resize(image, (640, 480)))
     return [images[i % 2] for i in range(count)]
 
 

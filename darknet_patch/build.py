@@ -157,7 +157,8 @@ def run_make(source: Path, build_log: Path, jobs: int | None = None) -> Path:
             # the re-run deletes and copies again. Its own session: a Ctrl-C asks the job to stop, which it
             # does once the build is done (and cached), instead of killing make and failing the job
             proc = subprocess.Popen(argv, cwd=source, stdout=out, stderr=subprocess.STDOUT,
-                                    preexec_fn=SET_DEATH_SIGNAL, start_new_session=True)
+                                    preexec_fn=SET_DEATH_SIGNAL,  # noqa: PLW1509 - prctl only, as before
+                                    start_new_session=True)
         except OSError as exc:
             raise BuildError(f"cannot run make in {source}: {exc}; install build-essential") from exc
         _follow_build(proc, build_log, _source_files(source))
