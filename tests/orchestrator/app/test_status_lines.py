@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.app.status import ProgressReport, StatusReport, format_status
+from orchestrator.core import gpu as gpu_probe
 from orchestrator.core.state import JobState
 from tests.conftest import REPO, cli
 
@@ -17,10 +18,13 @@ FAKES = REPO / "tests" / "fakes"
 
 
 def test_the_first_lines_name_the_device(job_dir: Path) -> None:
+    gpu_probe.detect_gpus.cache_clear()  # the probe asks nvidia-smi once per process: each run is another machine
     cpu = cli(job_dir, "run", "job.yaml", env={"PATH": "/usr/bin:/bin"})
     assert "no GPU: training on CPU — in Colab choose Runtime > Change runtime type > GPU" in cpu.stderr
     (job_dir / "job.yaml").write_text((job_dir / "job.yaml").read_text().replace("name: count", "name: gpu"))
+    gpu_probe.detect_gpus.cache_clear()
     gpu = cli(job_dir, "run", "job.yaml", env={"PATH": f"{FAKES}:/usr/bin:/bin", "FAKE_GPUS": "1"})
+    gpu_probe.detect_gpus.cache_clear()  # the next tests see this machine again
     assert "device: GPU Tesla T4, 15360 MiB, 7.5" in gpu.stderr and "no GPU" not in gpu.stderr
 
 
