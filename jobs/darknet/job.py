@@ -32,6 +32,7 @@ from checkpoints.restore import ResumePoint
 from checkpoints.spec import open_store
 from darknet_patch.fork import Fork, source_revision
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
+from jobs.data import ExtractLimits, archive_signature, is_archive, stage_archive
 from jobs.darknet.cfg import DarknetCfg, load_cfg
 from jobs.darknet.chart import LossHistory, load_history, render_chart
 from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
@@ -112,6 +113,11 @@ class DarknetJob(JobKind):
         return self.darknet_root / "dataset"
 
     @property
+    def archive_stage(self) -> Path:
+        """Where a dataset archive is extracted on this machine (once per machine: local disk)."""
+        return self.paths.work / "dataset-archive"
+
+    @property
     def backup_dir(self) -> Path:
         return self.paths.work / "backup"
 
@@ -153,7 +159,7 @@ class DarknetJob(JobKind):
                           lambda: read_darknet_record(self.paths.work) is not None, "build or restore darknet"))
         # the source's listing is part of the fingerprint: added or changed images re-prepare the data
         dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg, spec.train.model_dump(mode="json"),
-                             spec.darknet.fork, spec.darknet.source, dataset_signature(spec.dataset.path),
+                             spec.darknet.fork, spec.darknet.source, self._dataset_signature(),
                              self._cfg_source_signature())
         steps.append(Step("dataset", dataset_fp, self._step_dataset,
                           lambda: (self.data_dir / "obj.data").is_file() and (self.cfg_path() or Path("/-")).is_file(),
@@ -162,6 +168,13 @@ class DarknetJob(JobKind):
             steps.append(Step("pretrained", _digest(spec.pretrained, spec.pretrained_sha256), self._step_pretrained,
                               lambda: (self.pretrained_path() or Path("/-")).is_file(), "pretrained weights"))
         return steps
+
+    def _dataset_signature(self) -> str:
+        """An archive by its signature (one open, no listing); a folder by the listing of its files."""
+        path = self.spec.dataset.path
+        if is_archive(path):
+            return "archive:" + (archive_signature(path) if path.is_file() else "missing")
+        return dataset_signature(path)
 
     def _darknet_source_signature(self) -> str:
         source = self.spec.darknet.source
@@ -192,8 +205,15 @@ class DarknetJob(JobKind):
 
     def _step_dataset(self, ctx: JobContext) -> None:
         spec, fork = self.spec, self._fork()
+        root = spec.dataset.path
+        if is_archive(root):
+            limits = ExtractLimits(max_bytes=spec.dataset.archive_max_bytes) if spec.dataset.archive_max_bytes else None
+            staged = stage_archive(root, self.archive_stage, limits)
+            ctx.record_event("dataset_archive_staged", archive=str(root), signature=staged.signature,
+                             files=staged.files, bytes=staged.bytes, reused=staged.reused)
+            root = staged.root
         report = prepare_dataset(
-            spec.dataset.path, self.data_dir, spec.dataset.format, spec.dataset.classes,
+            root, self.data_dir, spec.dataset.format, spec.dataset.classes,
             test_fraction=spec.dataset.test_fraction, seed=spec.dataset.seed,
             max_files_per_folder=spec.dataset.max_files_per_folder, link="hardlink", fork=fork.value,
             backup=self.darknet_root / "backup",
