@@ -1,4 +1,4 @@
-"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints} ...``.
+"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints,dataset pack} ...``.
 
 Exit codes: 0 completed / ok, 75 paused (run the same command again to continue), 2 bad job file or usage,
 3 another live session holds the job, 4 the job failed (see ``status``; ``run --retry`` resumes it).
@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     cks = sub.add_parser("checkpoints", help="list the job's checkpoints and which one a resume would use")
     cks.add_argument("job", type=Path, help="the job file (job.yaml)")
     cks.add_argument("--json", action="store_true", help="machine-readable output")
+    dataset = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="dataset_command", required=True)
+    pack = dataset.add_parser("pack", help="lay a dataset out for Drive: a tree of small folders or one archive "
+                                           "(DEST ending in .zip/.tar/.tar.gz/.tgz); resumable, idempotent")
+    pack.add_argument("src", type=Path, help="the dataset folder (images with YOLO .txt or VOC .xml labels)")
+    pack.add_argument("dest", type=Path, help="a new folder (tree) or an archive file name")
+    pack.add_argument("--files-per-folder", type=int, default=1000, help="tree: files per folder (default 1000)")
     return parser
 
 
@@ -126,9 +132,19 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from jobs.data.pack import pack_dataset
+
+    report = pack_dataset(args.src, args.dest, args.files_per_folder)
+    change = f"{report.copied} files written" if report.copied else "already packed, nothing changed"
+    print(f"packed {report.samples} samples ({report.files} files, {report.bytes / 1e6:.1f} MB) into {report.dest}: "
+          f"{change}")
+    return 0
+
+
 COMMANDS: dict[str, Any] = {
     "run": cmd_run, "status": cmd_status, "validate": cmd_validate, "schema": cmd_schema,
-    "checkpoints": cmd_checkpoints,
+    "checkpoints": cmd_checkpoints, "dataset": cmd_dataset,
 }
 
 
