@@ -217,7 +217,7 @@ def _extract_zip(archive: Path, writer: _Writer) -> None:
 def _extract_tar(archive: Path, writer: _Writer, compressed: bool) -> None:
     try:
         with open(archive, "rb", buffering=_READ_BUFFER) as raw, \
-                tarfile.open(fileobj=raw, mode="r|gz" if compressed else "r|") as tf:
+                tarfile.open(fileobj=raw, mode="r|gz" if compressed else "r|", bufsize=_CHUNK) as tf:
             for member in tf:  # a stream: each member is checked before it is written
                 rel = safe_member_name(writer.archive, member.name)
                 if member.ischr() or member.isblk() or member.isfifo() or not (
