@@ -14,8 +14,8 @@ from typing import Any
 
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
-from jobs.face_detection.inputs import discover_inputs, output_names
-from jobs.face_detection.partial import OutputFiles, Progress, read_json
+from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_names
+from jobs.face_detection.partial import OutputFiles, Progress, finished_state, read_json
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
 from jobs.face_detection.video_source import is_image
@@ -76,6 +76,9 @@ class FaceDetectionJob(JobKind):
     def output_dir(self) -> Path:
         return self.paths.home / self.spec.output
 
+    def _output_files(self, path: Path, name: str) -> OutputFiles:
+        return OutputFiles(self.output_dir, name, image=is_image(path))
+
     def settings(self) -> PipelineSettings:
         s = self.spec
         return PipelineSettings(
@@ -89,6 +92,9 @@ class FaceDetectionJob(JobKind):
         names = output_names(inputs)
         detector, detector_id = build_detector(spec, self.paths.work / "weights")
         pipeline = FacePipeline(detector, self.settings(), detector_id)
+        pipeline.prefetch = InputPrefetcher(inputs, self.paths.work / "prefetch", int(spec.prefetch_gb * 1e9),
+                                            skip=lambda p: finished_state(self._output_files(p, names[p]),
+                                                                          pipeline.fingerprint(p)) is not None)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         expected = {path: _declared_frames(path, spec.frame_step) for path in inputs}
         tally = _Tally(total_inputs=len(inputs), total_frames=sum(expected.values()))

@@ -29,6 +29,7 @@ import numpy as np
 from jobs.face_detection.annotate import draw_faces, encode_jpeg
 from jobs.face_detection.detections import FrameDetections
 from jobs.face_detection.detector import FaceDetector
+from jobs.face_detection.inputs import InputPrefetcher
 from jobs.face_detection.partial import (
     OutputFiles,
     Progress,
@@ -117,6 +118,8 @@ class FacePipeline:
         self.detector = detector
         self.settings = settings
         self.detector_id = detector_id
+        #: copies the next inputs off a slow mount while this one is processed (set by the job)
+        self.prefetch: InputPrefetcher | None = None
 
     def fingerprint(self, path: Path) -> str:
         settings = {k: v for k, v in asdict(self.settings).items() if k != "queue_batches"}
@@ -134,13 +137,17 @@ class FacePipeline:
         """Process (or resume, or skip) one input; never raises for a bad input (it is recorded as failed).
 
         ``should_stop`` is polled between batches; ``on_frames(frames_done)`` is called after each batch and
-        ``on_commit(progress)`` (from the writer thread) after each durably committed chunk."""
+        ``on_commit(progress)`` (from the writer thread) after each durably committed chunk. With ``prefetch``
+        set, the input is read from its local copy (results still name ``path``), deleted afterwards."""
         previous_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
+        read_from = self.prefetch.take(path) if self.prefetch is not None else path
         try:
-            return self._process(path, files, should_stop, on_frames, on_commit)
+            return self._process(path, files, should_stop, on_frames, on_commit, read_from)
         finally:
             cv2.setNumThreads(previous_threads)
+            if self.prefetch is not None:
+                self.prefetch.release(path)
 
     def _process(
         self,
@@ -149,9 +156,10 @@ class FacePipeline:
         should_stop: Callable[[], bool],
         on_frames: Callable[[int], None],
         on_commit: Callable[[Progress], None],
+        source_path: Path,
     ) -> InputResult:
         try:
-            fingerprint = self.fingerprint(path)
+            fingerprint = self.fingerprint(source_path)
         except OSError as exc:
             return InputResult(files.name, "failed", f"cannot read {path.name}: {exc}")
         finished = finished_state(files, fingerprint)
@@ -166,9 +174,9 @@ class FacePipeline:
             record = _read_failed(files)
             return InputResult(files.name, "failed", str(record.get("reason", "")), skipped=True)
         if is_image(path):
-            return self._process_image(path, files, fingerprint)
+            return self._process_image(path, files, fingerprint, source_path)
         try:
-            source = VideoSource(path)
+            source = VideoSource(source_path)
         except InputError as exc:
             record_failure(files, fingerprint, str(exc))
             return InputResult(files.name, "failed", str(exc))
@@ -177,11 +185,11 @@ class FacePipeline:
         finally:
             source.close()
 
-    def _process_image(self, path: Path, files: OutputFiles, fingerprint: str) -> InputResult:
+    def _process_image(self, path: Path, files: OutputFiles, fingerprint: str, source_path: Path) -> InputResult:
         files = OutputFiles(files.out_dir, files.name, image=True)
         started = time.monotonic()
         try:
-            image = read_image(path)
+            image = read_image(source_path)
         except InputError as exc:
             record_failure(files, fingerprint, str(exc))
             return InputResult(files.name, "failed", str(exc))
