@@ -14,6 +14,7 @@ from typing import Any
 
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
+from jobs.face_detection.hw_video import choose_decoder, probe_video_hardware
 from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_names
 from jobs.face_detection.partial import OutputFiles, Progress, finished_state, read_json
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
@@ -91,7 +92,11 @@ class FaceDetectionJob(JobKind):
         inputs = discover_inputs(spec)
         names = output_names(inputs)
         detector, detector_id = build_detector(spec, self.paths.work / "weights")
+        decoder = choose_decoder(probe_video_hardware(), spec.video_decoder)
+        if decoder != "opencv-cpu":  # another decoder's frames differ slightly: not the same results
+            detector_id = f"{detector_id}|decoder={decoder}"
         pipeline = FacePipeline(detector, self.settings(), detector_id)
+        pipeline.decoder = decoder
         pipeline.prefetch = InputPrefetcher(inputs, self.paths.work / "prefetch", int(spec.prefetch_gb * 1e9),
                                             skip=lambda p: finished_state(self._output_files(p, names[p]),
                                                                           pipeline.fingerprint(p)) is not None)

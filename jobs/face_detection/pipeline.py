@@ -42,7 +42,15 @@ from jobs.face_detection.partial import (
     record_failure,
     save_progress,
 )
-from jobs.face_detection.video_source import InputError, VideoSource, is_image, read_image, truncation_reason
+from jobs.face_detection.video_source import (
+    InputError,
+    TorchcodecSource,
+    VideoSource,
+    is_image,
+    open_video,
+    read_image,
+    truncation_reason,
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,8 @@ class FacePipeline:
         self.detector_id = detector_id
         #: copies the next inputs off a slow mount while this one is processed (set by the job)
         self.prefetch: InputPrefetcher | None = None
+        #: ``hw_video.choose_decoder``'s choice (set by the job): NVDEC on a GPU, else OpenCV on the CPU
+        self.decoder = "opencv-cpu"
 
     def fingerprint(self, path: Path) -> str:
         settings = {k: v for k, v in asdict(self.settings).items() if k != "queue_batches"}
@@ -176,7 +186,7 @@ class FacePipeline:
         if is_image(path):
             return self._process_image(path, files, fingerprint, source_path)
         try:
-            source = VideoSource(source_path)
+            source = open_video(source_path, self.decoder)
         except InputError as exc:
             record_failure(files, fingerprint, str(exc))
             return InputResult(files.name, "failed", str(exc))
@@ -249,7 +259,8 @@ class _VideoRun:
     """One session's processing of one video: the three stages and their hand-over."""
 
     def __init__(
-        self, pipeline: FacePipeline, path: Path, files: OutputFiles, fingerprint: str, source: VideoSource,
+        self, pipeline: FacePipeline, path: Path, files: OutputFiles, fingerprint: str,
+        source: VideoSource | TorchcodecSource,
         should_stop: Callable[[], bool], on_frames: Callable[[int], None], on_commit: Callable[[Progress], None],
     ) -> None:
         self.pipeline, self.path, self.files, self.source = pipeline, path, files, source
