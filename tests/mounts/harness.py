@@ -4,7 +4,7 @@ The model (see ``drive_fs`` and ``upload_queue`` for the details):
 
 - ``backing`` is "Drive": what survives the VM. ``cache`` is the VM's local disk (the mount's cache, and by default
   the mount point ``cache/drive``).
-- Slow mount (benchmarks): ``open_latency_s`` per open, listing cost ``list_base_s + n * list_cost_per_entry_s``,
+- Slow mount (benchmarks): ``open_latency_s`` per open, ``read_latency_s`` per read request, listing cost ``list_base_s + n * list_cost_per_entry_s``,
   EIO when listing a folder of more than ``list_limit`` entries.
 - Lazy uploads (crash trials), ``lazy_uploads=True``: the VM sees its writes at once; they reach ``backing``
   later, per path in order and across paths in a seeded random order, one every ``upload_interval_s`` (None: only
@@ -197,7 +197,7 @@ class DriveMount:
 def mount(backing: Path, cache: Path, mountpoint: Path | None = None, **behaviour: Any) -> Iterator[DriveMount]:
     """Mount ``backing`` ("Drive") with the VM's cache in ``cache``; see the module docstring for the model.
 
-    ``behaviour`` takes ``MountBehaviour``'s fields: open_latency_s, list_base_s, list_cost_per_entry_s,
+    ``behaviour`` takes ``MountBehaviour``'s fields: open_latency_s, read_latency_s, list_base_s, list_cost_per_entry_s,
     list_limit, lazy_uploads, upload_interval_s, seed. On exit the mount is flushed and unmounted, unless it
     vanished."""
     m = DriveMount(Path(backing), Path(cache), Path(mountpoint) if mountpoint else Path(cache) / "drive",
