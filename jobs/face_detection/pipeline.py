@@ -130,6 +130,11 @@ class FacePipeline:
         self.prefetch: InputPrefetcher | None = None
         #: ``hw_video.choose_decoder``'s choice (set by the job): NVDEC on a GPU, else OpenCV on the CPU
         self.decoder = "opencv-cpu"
+        #: ``process`` may run for several inputs at once (their decoders in parallel); detector calls take turns
+        self.detect_lock = threading.Lock()
+        self._active = 0
+        self._active_lock = threading.Lock()
+        self._cv2_threads = 0
 
     def fingerprint(self, path: Path) -> str:
         settings = {k: v for k, v in asdict(self.settings).items() if k != "queue_batches"}
@@ -149,13 +154,19 @@ class FacePipeline:
         ``should_stop`` is polled between batches; ``on_frames(frames_done)`` is called after each batch and
         ``on_commit(progress)`` (from the writer thread) after each durably committed chunk. With ``prefetch``
         set, the input is read from its local copy (results still name ``path``), deleted afterwards."""
-        previous_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
+        with self._active_lock:
+            if self._active == 0:
+                self._cv2_threads = cv2.getNumThreads()
+                cv2.setNumThreads(1)
+            self._active += 1
         read_from = self.prefetch.take(path) if self.prefetch is not None else path
         try:
             return self._process(path, files, should_stop, on_frames, on_commit, read_from)
         finally:
-            cv2.setNumThreads(previous_threads)
+            with self._active_lock:
+                self._active -= 1
+                if self._active == 0:
+                    cv2.setNumThreads(self._cv2_threads)
             if self.prefetch is not None:
                 self.prefetch.release(path)
 
@@ -394,7 +405,8 @@ class _VideoRun:
                     break
                 batch, end_item = self._next_batch()
                 if batch:
-                    faces = self.pipeline.detector.detect([small for _, _, small in batch])
+                    with self.pipeline.detect_lock:  # inputs processed at once share the detector (one GPU)
+                        faces = self.pipeline.detector.detect([small for _, _, small in batch])
                     results = []
                     for (index, frame, _), found in zip(batch, faces):
                         sx, sy = frame.shape[1] / self.small[0], frame.shape[0] / self.small[1]
