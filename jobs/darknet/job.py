@@ -32,7 +32,6 @@ from checkpoints.restore import ResumePoint
 from checkpoints.spec import open_store
 from darknet_patch.fork import Fork, source_revision
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
-from jobs.data import ExtractLimits, archive_signature, is_archive, stage_archive
 from jobs.darknet.cfg import DarknetCfg, load_cfg
 from jobs.darknet.chart import LossHistory, load_history, render_chart
 from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
@@ -42,6 +41,7 @@ from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darkn
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
+from jobs.data import ExtractLimits, archive_signature, is_archive, stage_archive
 from orchestrator.atomic import atomic_write_text
 from orchestrator.errors import ConfigError
 from orchestrator.process import ManagedProcess

@@ -18,7 +18,17 @@ from jobs.data.folders import DRIVE_LISTING_LIMIT, walk_folder
 from jobs.data.pack import PackReport, pack_dataset, plan_pack
 
 __all__ = [
-    "DRIVE_LISTING_LIMIT", "PackReport", "pack_dataset", "plan_pack", "walk_folder",
-    "ARCHIVE_SUFFIXES", "ExtractLimits", "StagedArchive", "archive_format", "archive_signature", "extract_archive",
-    "is_archive", "stage_archive",
+    "ARCHIVE_SUFFIXES",
+    "DRIVE_LISTING_LIMIT",
+    "ExtractLimits",
+    "PackReport",
+    "StagedArchive",
+    "archive_format",
+    "archive_signature",
+    "extract_archive",
+    "is_archive",
+    "pack_dataset",
+    "plan_pack",
+    "stage_archive",
+    "walk_folder",
 ]

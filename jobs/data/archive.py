@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from orchestrator.atomic import atomic_write_json
 from orchestrator.errors import ConfigError
@@ -159,7 +159,7 @@ class _Writer:
     def directory(self, name: str, rel: str) -> None:
         self._dest(name, rel + "/x")
 
-    def file(self, name: str, rel: str, src: BinaryIO) -> None:
+    def file(self, name: str, rel: str, src: IO[bytes]) -> None:
         dest = self._dest(name, rel)
         with open(dest, "wb") as out:
             shutil.copyfileobj(src, out, _CHUNK)

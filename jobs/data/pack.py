@@ -264,8 +264,8 @@ class _ArchiveWriter:
         if fmt == "zip":
             self.zip = zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True)
         else:
-            self.tar = tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) if fmt == "tar.gz" else \
-                tarfile.open(fileobj=raw, mode="w")
+            self.tar = (tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) if fmt == "tar.gz"  # noqa: SIM115
+                        else tarfile.open(fileobj=raw, mode="w"))  # noqa: SIM115 - closed in close()
 
     def add(self, name: str, src: BinaryIO, size: int) -> tuple[int, str]:
         if self.zip is not None:

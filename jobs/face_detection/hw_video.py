@@ -43,7 +43,8 @@ def _torchcodec_problem() -> str | None:
 
 def _ffmpeg_encoders(ffmpeg: str) -> frozenset[str]:
     try:
-        out = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20).stdout
+        out = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20,
+                             check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return frozenset()
     names = set()

@@ -160,7 +160,7 @@ class InputPrefetcher:
             self._thread.join()
             shutil.rmtree(self.cache, ignore_errors=True)
 
-    def __enter__(self) -> InputPrefetcher:
+    def __enter__(self) -> InputPrefetcher:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

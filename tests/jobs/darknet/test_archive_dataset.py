@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 from tests.jobs.darknet.test_job import cli, darknet_logs, job_dir, job_yaml, journal, manifest_counters
 from tests.jobs.data.archives import archive_folder, malicious
 from tests.mounts import mount

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.data import pack_dataset, plan_pack, stage_archive
 from jobs.darknet.dataset import find_samples
+from jobs.data import pack_dataset, plan_pack, stage_archive
 from orchestrator.cli import main
 from orchestrator.errors import ConfigError
 

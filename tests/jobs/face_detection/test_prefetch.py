@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-
 import time
 from pathlib import Path
-
-import pytest
 
 from jobs.face_detection.inputs import InputPrefetcher
 from tests.mounts import mount
