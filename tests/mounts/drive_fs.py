@@ -32,21 +32,8 @@ from typing import Any
 
 import mfusepy
 
+from tests.mounts.behaviour import MountBehaviour
 from tests.mounts.upload_queue import UploadQueue
-
-
-@dataclass(frozen=True)
-class MountBehaviour:
-    """The knobs of the mount double (all off by default: a plain, instant pass-through)."""
-
-    open_latency_s: float = 0.0
-    read_latency_s: float = 0.0
-    list_base_s: float = 0.0
-    list_cost_per_entry_s: float = 0.0
-    list_limit: int | None = None
-    lazy_uploads: bool = False
-    upload_interval_s: float | None = 0.05
-    seed: int = 0
 
 
 @dataclass

@@ -40,7 +40,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tests.mounts.drive_fs import MountBehaviour
+from tests.mounts.behaviour import MountBehaviour
 
 REPO = Path(__file__).resolve().parents[2]
 
