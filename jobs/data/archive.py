@@ -23,6 +23,7 @@ into the job step's fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -31,6 +32,7 @@ import posixpath
 import re
 import shutil
 import stat
+import subprocess
 import tarfile
 import zipfile
 import zlib
@@ -215,31 +217,64 @@ def _extract_zip(archive: Path, writer: _Writer) -> None:
 
 
 def _extract_tar(archive: Path, writer: _Writer, compressed: bool) -> None:
+    """A tar as one stream: each member is checked before it is written. A .tar.gz is decompressed by the
+    ``gzip`` program when there is one (on another core, beside the file creation here), else by Python."""
+    gunzip = shutil.which("gzip") if compressed else None
+    proc: subprocess.Popen[bytes] | None = None
     try:
-        with open(archive, "rb", buffering=_READ_BUFFER) as raw, \
-                tarfile.open(fileobj=raw, mode="r|gz" if compressed else "r|", bufsize=_CHUNK) as tf:
-            for member in tf:  # a stream: each member is checked before it is written
-                rel = safe_member_name(writer.archive, member.name)
-                if member.ischr() or member.isblk() or member.isfifo() or not (
-                        member.isfile() or member.isdir() or member.issym() or member.islnk()):
-                    raise _refuse(writer.archive, member.name, "is a device file, FIFO or socket")
-                if rel is None:
-                    continue
-                writer.count(member.name, member.size if member.isfile() else 0)
-                if member.isdir():
-                    writer.directory(member.name, rel)
-                elif member.issym():
-                    _check_link(writer.archive, member.name, rel, member.linkname, hard=False)
-                    writer.symlink(member.name, rel, member.linkname)
-                elif member.islnk():
-                    target = _check_link(writer.archive, member.name, rel, member.linkname, hard=True)
-                    writer.hardlink(member.name, rel, target)
-                else:
-                    src = tf.extractfile(member)
-                    assert src is not None
-                    writer.file(member.name, rel, src)
+        with contextlib.ExitStack() as stack:
+            if gunzip is not None:
+                proc = subprocess.Popen([gunzip, "-dc", "--", str(archive)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+                stack.callback(_reap, proc)
+                assert proc.stdout is not None
+                tf = stack.enter_context(tarfile.open(fileobj=proc.stdout, mode="r|", bufsize=_CHUNK))
+            else:
+                raw = stack.enter_context(open(archive, "rb", buffering=_READ_BUFFER))
+                tf = stack.enter_context(tarfile.open(fileobj=raw, mode="r|gz" if compressed else "r|",
+                                                      bufsize=_CHUNK))
+            for member in tf:
+                _extract_tar_member(tf, member, writer)
+            if proc is not None:
+                assert proc.stdout is not None
+                while proc.stdout.read(_CHUNK):  # the end-of-archive padding, then gzip's own verdict
+                    pass
+                if proc.wait() != 0:
+                    error = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+                    raise tarfile.ReadError(f"gzip: {error or 'exit ' + str(proc.returncode)}")
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ConfigError(f"dataset archive {writer.archive} is not a readable tar ({exc}); re-create it") from exc
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def _extract_tar_member(tf: tarfile.TarFile, member: tarfile.TarInfo, writer: _Writer) -> None:
+    rel = safe_member_name(writer.archive, member.name)
+    if member.ischr() or member.isblk() or member.isfifo() or not (
+            member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise _refuse(writer.archive, member.name, "is a device file, FIFO or socket")
+    if rel is None:
+        return
+    writer.count(member.name, member.size if member.isfile() else 0)
+    if member.isdir():
+        writer.directory(member.name, rel)
+    elif member.issym():
+        _check_link(writer.archive, member.name, rel, member.linkname, hard=False)
+        writer.symlink(member.name, rel, member.linkname)
+    elif member.islnk():
+        target = _check_link(writer.archive, member.name, rel, member.linkname, hard=True)
+        writer.hardlink(member.name, rel, target)
+    else:
+        src = tf.extractfile(member)
+        assert src is not None
+        writer.file(member.name, rel, src)
 
 
 def extract_archive(archive: Path, dest: Path, limits: ExtractLimits = ExtractLimits(),
