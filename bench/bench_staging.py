@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs.darknet.dataset import prepare_dataset
 from jobs.data import pack_dataset, stage_archive
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from tests.mounts import mount
 
 

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from orchestrator.atomic import atomic_write_json
-from orchestrator.errors import ConfigError
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.errors import ConfigError
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 _EDGE = 64 << 10

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 #: Listing a folder with more entries than this fails on Colab's Drive mount (the seed saw ~7,000-8,000).
 DRIVE_LISTING_LIMIT = 7000

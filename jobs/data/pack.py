@@ -35,9 +35,9 @@ from typing import Any, BinaryIO
 
 from jobs.data.archive import archive_format
 from jobs.data.folders import walk_folder
-from orchestrator.atomic import atomic_write_bytes, fsync_dir
-from orchestrator.errors import ConfigError
-from orchestrator.logs import progress_bar
+from orchestrator.core.atomic import atomic_write_bytes, fsync_dir
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.logs import progress_bar
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 LABEL_SUFFIXES = (".txt", ".xml")

@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 Decoder = Literal["torchcodec-cuda", "opencv-cpu"]
 Encoder = Literal["h264_nvenc", "libx264", "opencv-cpu"]

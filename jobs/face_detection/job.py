@@ -17,11 +17,11 @@ from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thres
 from jobs.face_detection.hw_video import choose_decoder, probe_video_hardware
 from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_names
 from jobs.face_detection.partial import OutputFiles, Progress, finished_state, read_json
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+from jobs.face_detection.pipeline import FacePipeline, InputStatus, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
 from jobs.face_detection.video_source import is_image
-from orchestrator.atomic import atomic_write_json
-from orchestrator.errors import ConfigError
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.errors import ConfigError
 
 STATUS_FILE = "batch_status.json"
 
@@ -70,7 +70,6 @@ def _declared_frames(path: Path, frame_step: int) -> int:
 
 
 class FaceDetectionJob(JobKind):
-    kind = "face_detection"
     spec: FaceDetectionSpec
 
     @property
@@ -124,20 +123,20 @@ class FaceDetectionJob(JobKind):
                 path, files, should_stop=lambda: ctx.stop_requested() is not None, on_frames=on_frames,
                 on_commit=on_commit,
             )
-            if result.status == "stopped":
+            if result.status is InputStatus.STOPPED:
                 tally.frames_now = base + result.frames_done
                 return self._stopped(ctx, tally, ctx.stop_requested() or "stop")
-            tally.frames_done = base + (result.frames_done if result.status == "done" else expected[path])
+            tally.frames_done = base + (result.frames_done if result.status is InputStatus.DONE else expected[path])
             tally.frames_now = tally.frames_done
-            if result.status == "done":
+            if result.status is InputStatus.DONE:
                 tally.done += 1
             else:
                 tally.failed += 1
                 tally.failures[name] = result.reason
             if not result.skipped:
-                ctx.record_event(f"input_{result.status}", input=str(path), name=name, frames=result.frames_done,
+                ctx.record_event(f"input_{result.status.value}", input=str(path), name=name, frames=result.frames_done,
                                  faces=result.faces, reason=result.reason or None)
-                ctx.log.info("%s: %s%s", name, result.status, f" ({result.reason})" if result.reason else "")
+                ctx.log.info("%s: %s%s", name, result.status.value, f" ({result.reason})" if result.reason else "")
             self._report(ctx, tally)
         self._write_status(tally, finished=True)
         return Completed(f"{tally.done} inputs done, {tally.failed} failed")

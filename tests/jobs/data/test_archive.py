@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobs.data import ExtractLimits, archive_signature, extract_archive, stage_archive
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from tests.jobs.data.archives import archive_folder, malicious, tar_member, tar_with, zip_with
 
 BAD_KINDS = ["escape", "absolute", "symlink_out", "device"]

@@ -14,8 +14,8 @@ import pytest
 
 from jobs.darknet.dataset import find_samples
 from jobs.data import pack_dataset, plan_pack, stage_archive
-from orchestrator.cli import main
-from orchestrator.errors import ConfigError
+from orchestrator.app.cli import main
+from orchestrator.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
 

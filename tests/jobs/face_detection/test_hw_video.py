@@ -8,7 +8,7 @@ import pytest
 
 from jobs.face_detection.hw_video import VideoHardware, choose_decoder, choose_encoder, probe_video_hardware
 from jobs.face_detection.video_source import VideoSource, open_video
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 from .conftest import write_face_video
 
