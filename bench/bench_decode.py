@@ -72,7 +72,7 @@ def decode_only(videos: list[Path], workers: int) -> float:
 
 
 def pipeline_run(videos: list[Path], out: Path, workers: int) -> float:
-    pipeline = FacePipeline(NullDetector(), PipelineSettings(batch_size=8, chunk_frames=64), "null")
+    pipeline = FacePipeline(NullDetector(), PipelineSettings(batch_size=8), "null")  # defaults: 256-frame chunks
     out.mkdir(parents=True)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
