@@ -3,12 +3,17 @@ malicious archives refused with exit 2 and nothing written outside; a folder Dri
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.jobs.darknet.test_job import cli, darknet_logs, job_dir, job_yaml, journal, manifest_counters
+from tests.jobs.darknet.test_job import _env, cli, darknet_logs, job_dir, job_yaml, journal, manifest_counters
 from tests.jobs.data.archives import archive_folder, malicious
 from tests.mounts import mount
 from tests.mounts.markers import requires_fuse
@@ -115,3 +120,37 @@ def test_a_folder_drive_cannot_list_fails_with_exit_2_saying_to_pack_it(job_dir:
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Input/output error" in result.stderr and "orchestrator dataset pack" in result.stderr
     assert "holds no images" not in result.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_and_a_blank_vm_with_an_archive_dataset_resume_from_the_store(job_dir: Path) -> None:
+    archive_folder(_dataset(job_dir / "raw", "yolo"), job_dir / "d.zip", top="d/")
+    shutil.rmtree(job_dir / "raw")
+    cfg = job_dir / "micro.cfg"
+    cfg.write_text(cfg.read_text().replace("max_batches=250", "max_batches=600"))
+    _use_dataset(job_dir, "./d.zip", "yolo")
+    (job_dir / "job.yaml").write_text((job_dir / "job.yaml").read_text().replace('FAKE_DARKNET_SLEEP: "0"',
+                                                                                 'FAKE_DARKNET_SLEEP: "0.01"'))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir,
+                            env=_env(job_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        store = job_dir / "jobs" / "det" / "store"
+        synced = [c for _, c in manifest_counters(job_dir) if c] if store.exists() else []
+        if synced and max(synced) >= 100:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("no backup reached the store")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    newest = max(c for _, c in manifest_counters(job_dir) if c)
+    shutil.rmtree(job_dir / "work")  # the VM is gone: the archive is staged again, training resumes from the store
+    time.sleep(0.3)
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    staged = [e for e in journal(job_dir) if e["event"] == "dataset_archive_staged"]
+    assert len(staged) == 2 and not staged[1]["reused"]
+    resumed = [e for e in journal(job_dir) if e["event"] == "resume_from"]
+    assert resumed and resumed[-1]["where"] == "store" and resumed[-1]["counter"] >= newest
+    assert dict(manifest_counters(job_dir))["micro_final.weights"] == 600
