@@ -31,4 +31,4 @@ if ! command -v fusermount3 >/dev/null || ! ldconfig -p 2>/dev/null | grep -q 'l
     echo "setup: FUSE (fuse3) is missing and cannot be installed here; the mount-double tests will fail" >&2
   fi
 fi
-.venv/bin/python -c "import orchestrator, torch, cv2, google_auth_oauthlib, mfusepy; print('orchestrator ready: torch', torch.__version__, '| cv2', cv2.__version__)"
+.venv/bin/python -c "import orchestrator, torch, cv2, google_auth_oauthlib; print('orchestrator ready: torch', torch.__version__, '| cv2', cv2.__version__)"
