@@ -153,6 +153,17 @@ def _read_journal(path: Path) -> dict[str, tuple[int, str]]:
     return done
 
 
+def _foreign_file(dest: Path, planned: set[str]) -> str | None:
+    """A file under ``dest`` that this pack would not write, or None."""
+    for dirpath, _, names in walk_folder(dest):
+        rel_dir = Path(dirpath).relative_to(dest).as_posix()
+        for name in names:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if rel not in planned and not name.endswith(_PART):
+                return rel
+    return None
+
+
 def _remove_leftovers(dest: Path, planned: set[str]) -> None:
     """Temp files of an interrupted run, and files an earlier pack (of another source) left that are not planned.
     Only called on a folder that is a pack (it has a manifest or a journal)."""
@@ -166,11 +177,14 @@ def _remove_leftovers(dest: Path, planned: set[str]) -> None:
 
 def _pack_tree(plan: list[PackedFile], samples: int, dest: Path, files_per_folder: int) -> PackReport:
     manifest_path, journal_path = dest / MANIFEST, dest / JOURNAL
-    if dest.is_dir() and any(dest.iterdir()) and not (manifest_path.exists() or journal_path.exists()):
-        raise ConfigError(f"dataset pack: {dest} already holds files and is not a pack (no {MANIFEST}); "
-                          "give a new folder as DEST")
-    dest.mkdir(parents=True, exist_ok=True)
     sizes = {f.dest: f.source.stat().st_size for f in plan}
+    if dest.is_dir() and not (manifest_path.exists() or journal_path.exists()):
+        # an interrupted pack whose journal never reached Drive holds only planned files (and temp files)
+        foreign = _foreign_file(dest, set(sizes))
+        if foreign is not None:
+            raise ConfigError(f"dataset pack: {dest} already holds files that are not this pack's ({foreign}); "
+                              "give a new folder as DEST")
+    dest.mkdir(parents=True, exist_ok=True)
     done = _read_journal(journal_path)
     if not done and manifest_path.is_file():  # a finished pack: its manifest is the journal
         try:

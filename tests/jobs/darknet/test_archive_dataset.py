@@ -3,9 +3,7 @@ malicious archives refused with exit 2 and nothing written outside; a folder Dri
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs.darknet.test_job import _env, cli, darknet_logs, job_dir, job_yaml, journal, manifest_counters
+from tests.jobs.darknet.test_job import (
+    _env,
+    cli,
+    darknet_logs,
+    job_dir,
+    job_yaml,
+    journal,
+    kill_once_synced,
+    manifest_counters,
+)
 from tests.jobs.data.archives import archive_folder, malicious
 from tests.mounts import mount
 from tests.mounts.markers import requires_fuse
@@ -133,18 +140,7 @@ def test_kill_9_and_a_blank_vm_with_an_archive_dataset_resume_from_the_store(job
                                                                                  'FAKE_DARKNET_SLEEP: "0.01"'))
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir,
                             env=_env(job_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        store = job_dir / "jobs" / "det" / "store"
-        synced = [c for _, c in manifest_counters(job_dir) if c] if store.exists() else []
-        if synced and max(synced) >= 100:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("no backup reached the store")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    newest = max(c for _, c in manifest_counters(job_dir) if c)
+    newest = kill_once_synced(proc, job_dir, timeout=90)
     shutil.rmtree(job_dir / "work")  # the VM is gone: the archive is staged again, training resumes from the store
     time.sleep(0.3)
     result = cli(job_dir, "run", "job.yaml")

@@ -16,6 +16,8 @@ from jobs.darknet.dataset import find_samples
 from jobs.data import pack_dataset, plan_pack, stage_archive
 from orchestrator.app.cli import main
 from orchestrator.core.errors import ConfigError
+from tests.mounts import mount
+from tests.mounts.markers import requires_fuse
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -110,7 +112,7 @@ def test_dest_that_is_not_a_pack_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "My Drive"
     other.mkdir()
     (other / "thesis.docx").write_text("precious")
-    with pytest.raises(ConfigError, match="not a pack"):
+    with pytest.raises(ConfigError, match="not this pack's"):
         pack_dataset(src, other)
     assert (other / "thesis.docx").read_text() == "precious"
     with pytest.raises(ConfigError, match="inside SRC"):
@@ -126,3 +128,23 @@ def test_plan_is_one_pass_and_bounded(tmp_path: Path) -> None:
             folders[item.dest.split("/")[0]] = folders.get(item.dest.split("/")[0], 0) + 1
     assert samples == 41 and max(folders.values()) <= 5
     assert len({item.dest for item in plan}) == len(plan)
+
+
+@requires_fuse
+@pytest.mark.parametrize(("seed", "uploaded"), [(1, 0.25), (7, 0.5), (12, 0.9)])
+def test_pack_onto_drive_survives_a_vm_that_vanishes_mid_upload(tmp_path: Path, seed: int, uploaded: float) -> None:
+    """Packing onto the lazy Drive mount, the VM vanishes with uploads queued (the journal, open until the end,
+    never reached Drive; some files did); packing again from a new VM gives the reference tree."""
+    src = _source(tmp_path / "src", 60)
+    pack_dataset(src, tmp_path / "reference", files_per_folder=10)
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    with mount(drive, tmp_path / "vm1", lazy_uploads=True, upload_interval_s=None, seed=seed) as m:
+        pack_dataset(src, m.path / "packed", files_per_folder=10)
+        m.pump(int(m.pending() * uploaded))
+        lost = m.vanish()
+    assert lost > 0 and (drive / "packed").exists()
+    with mount(drive, tmp_path / "vm2", lazy_uploads=True, upload_interval_s=None, seed=seed + 1) as m:
+        pack_dataset(src, m.path / "packed", files_per_folder=10)
+        m.flush()
+    assert _tree(drive / "packed") == _tree(tmp_path / "reference")
