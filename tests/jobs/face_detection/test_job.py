@@ -1,4 +1,5 @@
-"""The face_detection job kind through the real CLI: `python -m orchestrator run job.yaml`."""
+"""The face_detection job kind through the real CLI: ``main(argv)`` in this process (``cli``), and
+``python -m orchestrator run job.yaml`` as a process of its own where it is killed or signalled (``popen``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import cv2
 import pytest
+
+from tests.conftest import cli
 
 from .conftest import kill_after_chunks, write_face_video
 
@@ -31,17 +34,13 @@ def job_folder(tmp_path: Path, frames: int = 12, extra: str = "") -> Path:
     return folder
 
 
-def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=folder, capture_output=True, text=True, check=False,
-                          timeout=180, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
-
-
 def popen(folder: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=folder,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> None:
     folder = job_folder(tmp_path)
     (folder / "videos" / "broken.mp4").write_bytes(os.urandom(3000))
@@ -87,6 +86,7 @@ def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     assert journal.count('"session_start"') >= 3 and '"checkpoint"' in journal
 
 
+@pytest.mark.slow
 def test_sigterm_pauses_and_the_next_run_continues(tmp_path: Path) -> None:
     folder = job_folder(tmp_path, frames=24)
     out = folder / "jobs" / "faces" / "output"
