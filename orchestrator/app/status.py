@@ -22,6 +22,20 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def _rate(per_second: float, unit: str) -> str:
+    """``2.5 iter/s``, ``42 iter/min`` or ``3.1 iter/h``: the unit that gives a number a person reads."""
+    for scale, per in ((1, "s"), (60, "min"), (3600, "h")):
+        if per_second * scale >= 1 or per == "h":
+            return f"{per_second * scale:.3g} {unit}/{per}"
+    return ""
+
+
+def _extra_line(key: str, value: Any) -> str:
+    if key.startswith("hours_") and isinstance(value, (int, float)):  # darknet's "hours left": a duration
+        return f"  {key.replace('hours_', 'time_'):<10} {_duration(value * 3600) if value >= 0 else '?'}"
+    return f"  {key:<10} {_short(value)}"
+
+
 @dataclass(frozen=True)
 class ProgressReport:
     counter: int
@@ -154,12 +168,14 @@ def format_status(report: StatusReport) -> str:
     if p.counter or p.total:
         total = f"/{p.total}" if p.total else ""
         pct = f" ({100 * p.counter / p.total:.1f}%)" if p.total else ""
-        rate = f", {p.rate_per_second:.3g} {p.unit}/s" if p.rate_per_second else ""
-        eta = f", ETA {_duration(p.eta_seconds)} of running" if p.eta_seconds is not None else ""
+        rate = f", {_rate(p.rate_per_second, p.unit)}" if p.rate_per_second else ""
+        eta_known = p.eta_seconds is not None and report.state not in (JobState.FAILED, JobState.COMPLETED)
+        eta = f", ETA {_duration(p.eta_seconds)} of running" if eta_known else ""
         lines.append(f"  progress   {p.counter}{total} {p.unit}{pct}{rate}{eta}")
     for key, value in p.extra.items():
-        if value is not None:
-            lines.append(f"  {key:<10} {_short(value)}")
+        if value is not None and not (key.startswith("hours_") and report.state in (JobState.FAILED,
+                                                                                    JobState.COMPLETED)):
+            lines.append(_extra_line(key, value))
     ck = report.latest_checkpoint
     if ck is not None:
         counter = f" @ {ck.counter}" if ck.counter is not None else ""

@@ -6,7 +6,7 @@ import it too.
 
 from __future__ import annotations
 
-from tests.mounts.drive_fs import MountBehaviour
+from tests.mounts.behaviour import MountBehaviour
 from tests.mounts.harness import DriveMount, MountError, fuse_unavailable, mount
 
 __all__ = ["DriveMount", "MountBehaviour", "MountError", "fuse_unavailable", "mount"]

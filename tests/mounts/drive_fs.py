@@ -2,7 +2,8 @@
 
 It serves a folder ("the view") through FUSE, with the costs of the Colab Drive mount:
 
-- every ``open``/``create`` sleeps ``open_latency_s`` (a round trip);
+- every ``open``/``create`` sleeps ``open_latency_s`` (a round trip), every read request (the kernel asks for up
+  to 128 KiB at a time) sleeps ``read_latency_s``;
 - listing a folder sleeps ``list_base_s + entries * list_cost_per_entry_s``, and a folder of more than
   ``list_limit`` entries fails with EIO, as Drive's mount does around 7,000 files;
 - with ``lazy_uploads`` the view is a local cache (a copy of the backing folder made at mount time): the VM sees
@@ -31,20 +32,8 @@ from typing import Any
 
 import mfusepy
 
+from tests.mounts.behaviour import MountBehaviour
 from tests.mounts.upload_queue import UploadQueue
-
-
-@dataclass(frozen=True)
-class MountBehaviour:
-    """The knobs of the mount double (all off by default: a plain, instant pass-through)."""
-
-    open_latency_s: float = 0.0
-    list_base_s: float = 0.0
-    list_cost_per_entry_s: float = 0.0
-    list_limit: int | None = None
-    lazy_uploads: bool = False
-    upload_interval_s: float | None = 0.05
-    seed: int = 0
 
 
 @dataclass
@@ -163,6 +152,8 @@ class DriveFS(mfusepy.Operations):
         return fd
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        if self.behaviour.read_latency_s:
+            time.sleep(self.behaviour.read_latency_s)  # one round trip per read request (up to 128 KiB)
         return os.pread(fh, size, offset)
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:

@@ -4,7 +4,7 @@ The model (see ``drive_fs`` and ``upload_queue`` for the details):
 
 - ``backing`` is "Drive": what survives the VM. ``cache`` is the VM's local disk (the mount's cache, and by default
   the mount point ``cache/drive``).
-- Slow mount (benchmarks): ``open_latency_s`` per open, listing cost ``list_base_s + n * list_cost_per_entry_s``,
+- Slow mount (benchmarks): ``open_latency_s`` per open, ``read_latency_s`` per read request, listing cost ``list_base_s + n * list_cost_per_entry_s``,
   EIO when listing a folder of more than ``list_limit`` entries.
 - Lazy uploads (crash trials), ``lazy_uploads=True``: the VM sees its writes at once; they reach ``backing``
   later, per path in order and across paths in a seeded random order, one every ``upload_interval_s`` (None: only
@@ -40,7 +40,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tests.mounts.drive_fs import MountBehaviour
+from tests.mounts.behaviour import MountBehaviour
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,7 +80,7 @@ class DriveMount:
         self.path.mkdir(parents=True, exist_ok=True)
         config = {"backing": str(self.backing), "cache": str(self.cache), "mountpoint": str(self.path),
                   "behaviour": asdict(self.behaviour)}
-        log = open(self.cache / "mount.log", "ab")  # the FUSE process's messages, for a failing test to read
+        log = open(self.cache / "mount.log", "ab")  # noqa: SIM115 - the FUSE process's messages, for a failing test to read
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         self._proc = subprocess.Popen([sys.executable, "-m", "tests.mounts", json.dumps(config)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -179,9 +179,9 @@ class DriveMount:
     def _detach(self, lazy: bool) -> None:
         if not os.path.ismount(self.path):
             return
-        done = subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True)
+        done = subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True, check=False)
         if done.returncode != 0 or lazy:
-            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], capture_output=True)
+            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], capture_output=True, check=False)
 
     def _close_pipes(self) -> None:
         assert self._proc is not None
@@ -197,7 +197,7 @@ class DriveMount:
 def mount(backing: Path, cache: Path, mountpoint: Path | None = None, **behaviour: Any) -> Iterator[DriveMount]:
     """Mount ``backing`` ("Drive") with the VM's cache in ``cache``; see the module docstring for the model.
 
-    ``behaviour`` takes ``MountBehaviour``'s fields: open_latency_s, list_base_s, list_cost_per_entry_s,
+    ``behaviour`` takes ``MountBehaviour``'s fields: open_latency_s, read_latency_s, list_base_s, list_cost_per_entry_s,
     list_limit, lazy_uploads, upload_interval_s, seed. On exit the mount is flushed and unmounted, unless it
     vanished."""
     m = DriveMount(Path(backing), Path(cache), Path(mountpoint) if mountpoint else Path(cache) / "drive",

@@ -44,7 +44,7 @@ def test_vanish_loses_the_queue_and_keeps_what_was_uploaded(drive: Path, tmp_pat
         for i in range(6):
             (m.path / f"f{i}").write_text(str(i))
         assert m.pump(2) == 2
-        held = open(m.path / "f0")
+        held = open(m.path / "f0")  # noqa: SIM115 - held open across the vanish
         assert m.vanish() == 4
         assert not os.path.ismount(m.path)
         with pytest.raises(OSError):
@@ -112,6 +112,5 @@ def test_opens_cost_a_round_trip_and_run_concurrently(drive: Path, tmp_path: Pat
 
 
 def test_links_are_refused_like_drive(drive: Path, tmp_path: Path) -> None:
-    with mount(drive, tmp_path / "vm", lazy_uploads=True) as m:
-        with pytest.raises(OSError):
-            os.symlink("runs", m.path / "link")
+    with mount(drive, tmp_path / "vm", lazy_uploads=True) as m, pytest.raises(OSError):
+        os.symlink("runs", m.path / "link")

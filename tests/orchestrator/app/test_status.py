@@ -91,7 +91,7 @@ def test_format_of_a_paused_job(paths: JobPaths) -> None:
         f"job yolo run  (darknet)  {paths.home}",
         "  state      paused - deadline",
         "  step       train",
-        "  progress   1000/4000 iterations (25.0%), 0.139 iterations/s, ETA 6h00m of running",
+        "  progress   1000/4000 iterations (25.0%), 8.33 iterations/min, ETA 6h00m of running",
         "  loss       0.1235",  # short floats; the unset map is not shown
         "  checkpoint yolo_last.weights @ 1000, 1m30s ago",
         "  sessions   2, 2h00m in all",
