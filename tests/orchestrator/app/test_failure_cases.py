@@ -130,7 +130,7 @@ def test_6_a_store_deleted_mid_run_ends_the_session_quickly_and_resumably(job_di
     run = Background(job_dir, "run", "job.yaml", env={"STEPS": "400", "STEP_SECONDS": "0.05"})
     store = job_dir / "jobs" / "count" / "store"
     wait_for(lambda: list(store.rglob("*ckpt-*.txt")))
-    shutil.rmtree(store)
+    shutil.rmtree(store, ignore_errors=True)  # the job writes on meanwhile: a temp file may vanish under us
     removed = time.monotonic()
     code, _out, err = run.finish()
     assert time.monotonic() - removed < 15  # was: still running 4.5 minutes later
