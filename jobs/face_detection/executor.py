@@ -1,0 +1,118 @@
+"""Executors: who makes a face job's chunks. The commit protocol (``ledger.py``) is the same for all of them.
+
+``executor: {type: local}`` (the default) makes every chunk in this process, input after input, with the
+three-stage pipeline; ``executor: {type: ray, ...}`` spreads the chunks over Ray actors (``ray_executor.py``).
+Either way the session's process is the only writer: it commits each chunk once, in the ledger, as soon as
+the chunk is made, and publishes an input once its chunks are complete. So outputs are byte-identical
+whichever executor made them, and a job may change executor between sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from jobs.face_detection.chunks import ChunkResult, missing_spans
+from jobs.face_detection.ledger import FaceLedger, InputOutcome
+from jobs.face_detection.video_source import InputError
+
+
+@dataclass(frozen=True)
+class InputTask:
+    """One input still to finish: what every executor needs to make and publish its chunks."""
+
+    path: Path
+    name: str
+    fingerprint: str
+    image: bool
+    expected_chunks: int  # from the container's frame count (0 when unknown)
+    facts: dict[str, Any] = field(default_factory=dict)  # summary fields the job knows (input, model, ...)
+
+
+@dataclass
+class ExecutorHooks:
+    """How an executor reports to the job (all called in the executor's driver thread or writer thread)."""
+
+    should_stop: Callable[[], bool] = lambda: False
+    on_frames: Callable[[str, int], None] = lambda name, frames: None  # frames made, not yet committed
+    on_commit: Callable[[ChunkResult], None] = lambda chunk: None
+    on_finished: Callable[[InputTask, InputOutcome], None] = lambda task, outcome: None
+
+
+class Executor(Protocol):
+    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> str:
+        """Make, commit and publish the tasks' chunks; ``"done"`` or ``"stopped"`` (stop requested)."""
+
+    def status(self) -> dict[str, Any]:
+        """Facts for the status file (workers, ...)."""
+
+
+def finish_input(task: InputTask, ledger: FaceLedger, video_format: str) -> InputOutcome:
+    """Publish ``task`` once its chunks are complete (shared by every executor)."""
+    return ledger.finish(task.name, task.fingerprint, task.path, task.facts, video_format, image=task.image)
+
+
+class LocalExecutor:
+    """Every chunk in this process: one input at a time, its missing runs of chunks in order."""
+
+    def __init__(self, pipeline: Any, logger: logging.Logger | None = None) -> None:
+        from jobs.face_detection.pipeline import FacePipeline
+
+        self.pipeline: FacePipeline = pipeline
+        self.log = logger or logging.getLogger(__name__)
+
+    def status(self) -> dict[str, Any]:
+        return {"executor": "local"}
+
+    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> str:
+        for task in tasks:
+            if hooks.should_stop():
+                return "stopped"
+            outcome = self._run_one(task, ledger, hooks)
+            if outcome is None:
+                return "stopped"
+            hooks.on_finished(task, outcome)
+        return "done"
+
+    @staticmethod
+    def _commit(ledger: FaceLedger, hooks: ExecutorHooks, counted: list[int] | None = None
+                ) -> Callable[[ChunkResult], None]:
+        def commit(chunk: ChunkResult) -> None:
+            if ledger.commit(chunk) is not None:
+                if counted is not None:
+                    counted[0] += chunk.frames
+                hooks.on_commit(chunk)
+
+        return commit
+
+    def _run_one(self, task: InputTask, ledger: FaceLedger, hooks: ExecutorHooks) -> InputOutcome | None:
+        from jobs.face_detection.pipeline import ChunkMaker
+
+        video_format = self.pipeline.settings.video_format
+        state = ledger.chunks(task.name, task.fingerprint)
+        if task.image and not state.complete:
+            try:
+                self._commit(ledger, hooks)(self.pipeline.image_chunk(task.path, task.name, task.fingerprint))
+            except InputError as exc:
+                ledger.record_failure(task.name, task.fingerprint, str(exc))
+                return InputOutcome("failed", str(exc))
+            return finish_input(task, ledger, video_format)
+        maker = ChunkMaker(self.pipeline, task.path, task.name, task.fingerprint)
+        try:
+            while not state.complete:
+                for first, stop in missing_spans(state, task.expected_chunks):
+                    counted = [0]  # frames of this run already committed (reported by on_commit)
+                    result = maker.run(first, stop, self._commit(ledger, hooks, counted), hooks.should_stop,
+                                       lambda frames, c=counted: hooks.on_frames(task.name, max(0, frames - c[0])))
+                    if result.status == "stopped":
+                        return None
+                    if result.status == "failed":
+                        ledger.record_failure(task.name, task.fingerprint, result.reason)
+                        return InputOutcome("failed", result.reason)
+                state = ledger.chunks(task.name, task.fingerprint)
+        finally:
+            maker.close()
+        return finish_input(task, ledger, video_format)
