@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 CHUNK_FORMAT = "face-chunk/1"
@@ -148,4 +149,4 @@ def split_span(first: int, stop: int, parts: int) -> list[tuple[int, int]]:
     total = stop - first
     parts = max(1, min(parts, total))
     bounds = [first + total * i // parts for i in range(parts + 1)]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [(a, b) for a, b in pairwise(bounds) if b > a]

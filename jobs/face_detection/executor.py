@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from jobs.face_detection.chunks import ChunkResult, missing_spans
 from jobs.face_detection.ledger import FaceLedger, InputOutcome
-from jobs.face_detection.video_source import InputError
+from jobs.face_detection.video_source import InputError, is_image
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,24 @@ class Executor(Protocol):
 
     def status(self) -> dict[str, Any]:
         """Facts for the status file (workers, ...)."""
+
+
+def plan_inputs(
+    ledger: FaceLedger, inputs: list[Path], names: dict[Path, str], fingerprint: Callable[[Path], str],
+    expected_frames: dict[Path, int], frames_per_chunk: int, facts: Callable[[Path], dict[str, Any]],
+) -> tuple[list[InputTask], dict[Path, InputOutcome]]:
+    """The inputs still to do (their stale chunks of other settings discarded), and the finished ones."""
+    tasks: list[InputTask] = []
+    finished: dict[Path, InputOutcome] = {}
+    for path in inputs:
+        name, print_ = names[path], fingerprint(path)
+        if ledger.finished(name, print_) is not None:
+            finished[path] = ledger.outcome(name)
+            continue
+        ledger.discard_stale(name, print_)
+        tasks.append(InputTask(path=path, name=name, fingerprint=print_, image=is_image(path),
+                               expected_chunks=-(-expected_frames[path] // frames_per_chunk), facts=facts(path)))
+    return tasks, finished
 
 
 def finish_input(task: InputTask, ledger: FaceLedger, video_format: str) -> InputOutcome:
@@ -105,8 +123,12 @@ class LocalExecutor:
             while not state.complete:
                 for first, stop in missing_spans(state, task.expected_chunks):
                     counted = [0]  # frames of this run already committed (reported by on_commit)
+
+                    def on_frames(frames: int, counted: list[int] = counted) -> None:
+                        hooks.on_frames(task.name, max(0, frames - counted[0]))
+
                     result = maker.run(first, stop, self._commit(ledger, hooks, counted), hooks.should_stop,
-                                       lambda frames, c=counted: hooks.on_frames(task.name, max(0, frames - c[0])))
+                                       on_frames)
                     if result.status == "stopped":
                         return None
                     if result.status == "failed":

@@ -20,7 +20,7 @@ from checkpoints.job_checkpoints import JobCheckpoints
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.chunks import ChunkResult
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
-from jobs.face_detection.executor import Executor, ExecutorHooks, InputTask, LocalExecutor
+from jobs.face_detection.executor import Executor, ExecutorHooks, InputTask, LocalExecutor, plan_inputs
 from jobs.face_detection.inputs import discover_inputs, output_names
 from jobs.face_detection.ledger import FaceLedger, InputOutcome
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
@@ -86,7 +86,7 @@ def pipeline_settings(spec: FaceDetectionSpec) -> PipelineSettings:
     )
 
 
-def _declared_frames(path: Path, frame_step: int) -> int:
+def declared_frames(path: Path, frame_step: int) -> int:
     """Frames that will be processed, from the container's frame count (0 when unknown)."""
     if is_image(path):
         return 1
@@ -137,23 +137,15 @@ class FaceDetectionJob(JobKind):
         ident = detector_id(spec, weights)
         fingerprints = FacePipeline(_NoDetector(), pipeline_settings(spec), ident)  # fingerprints only
         ledger = self.ledger(ctx.session_id, ctx.log).open()
-        expected = {path: _declared_frames(path, spec.frame_step) for path in inputs}
+        expected = {path: declared_frames(path, spec.frame_step) for path in inputs}
         tally = _Tally(total_inputs=len(inputs), total_frames=sum(expected.values()))
-        per_chunk = pipeline_settings(spec).frames_per_chunk
-        tasks: list[InputTask] = []
-        for path in inputs:
-            name, fingerprint = names[path], fingerprints.fingerprint(path)
-            finished = ledger.finished(name, fingerprint)
-            if finished is not None:
-                self._count(tally, ledger.outcome(name), expected[path], name)
-                continue
-            ledger.discard_stale(name, fingerprint)
-            tally.committed[name] = ledger.committed_frames(name, fingerprint)
-            tasks.append(InputTask(
-                path=path, name=name, fingerprint=fingerprint, image=is_image(path),
-                expected_chunks=-(-expected[path] // per_chunk), facts={
-                    "input": str(path), "model": spec.model, "frame_step": spec.frame_step,
-                }))
+        tasks, finished = plan_inputs(
+            ledger, inputs, names, fingerprints.fingerprint, expected, pipeline_settings(spec).frames_per_chunk,
+            lambda path: {"input": str(path), "model": spec.model, "frame_step": spec.frame_step})
+        for path, outcome in finished.items():
+            self._count(tally, outcome, expected[path], names[path])
+        for task in tasks:
+            tally.committed[task.name] = ledger.committed_frames(task.name, task.fingerprint)
         tally.expected = {t.name: expected[t.path] for t in tasks}
         executor, _ = self.executor(ident, weights, ctx)
         ctx.log.info("%d inputs (%d to do), about %d frames to process, model %s, executor %s", len(inputs),

@@ -146,8 +146,7 @@ def join_segments(
         return write_avi_files(frames, target, width, height, fps)
     stream = temp_path_for(target.with_suffix(".h264"))
     with open(stream, "wb") as fh:
-        for segment in segments:
-            fh.write(segment)
+        fh.writelines(segments)
     temp = temp_path_for(target)
     try:
         args = [
