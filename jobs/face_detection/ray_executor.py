@@ -144,6 +144,7 @@ class RayExecutor:
         self.after_commit: Any = None  # test seam: called with (executor, chunk) after each commit
         self._ray: Any = None
         self._started_cluster = False
+        self._alive_at_end = 0
 
     # -- cluster and actors ----------------------------------------------------------------------------------
 
@@ -174,7 +175,8 @@ class RayExecutor:
         return [w.pid for w in self.workers]
 
     def status(self) -> dict[str, Any]:
-        return {"executor": "ray", "workers": self.config.workers, "workers_alive": len(self.workers),
+        alive = len(self.workers) if self.workers else self._alive_at_end  # after the run: alive at its end
+        return {"executor": "ray", "workers": self.config.workers, "workers_alive": alive,
                 "worker_restarts": self.restarts}
 
     # -- the driver loop -------------------------------------------------------------------------------------
@@ -187,6 +189,7 @@ class RayExecutor:
                           self.config.gpus_per_worker)
             return self._drive(ray, tasks, ledger, hooks)
         finally:
+            self._alive_at_end = len(self.workers)
             for worker in self.workers:
                 ray.kill(worker.actor, no_restart=True)
             self.workers = []
@@ -255,6 +258,9 @@ class RayExecutor:
             self._end(task, InputOutcome("failed", reason), hooks, open_tasks, ended)
             return
         chunk = ChunkResult.from_bytes(payload)
+        end = ledger.chunks(task.name, task.fingerprint).end
+        if end is not None and index > end:
+            return  # made after the source's end was known (a lane's queued chunk): nothing to keep
         if ledger.commit(chunk) is not None:
             hooks.on_commit(chunk)
             if self.after_commit is not None:
