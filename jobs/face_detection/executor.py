@@ -138,3 +138,27 @@ class LocalExecutor:
         finally:
             maker.close()
         return finish_input(task, ledger, video_format)
+
+
+def process_inputs(
+    executor: Executor, ledger: FaceLedger, paths: list[Path], fingerprint: Callable[[Path], str],
+    frame_step: int, frames_per_chunk: int, hooks: ExecutorHooks | None = None,
+) -> tuple[str, dict[str, InputOutcome], set[str]]:
+    """Run ``executor`` over ``paths`` (output names: their stems) outside a job, as benchmarks and tests do.
+    Returns the executor's result, each input's outcome and the names found finished already."""
+    from jobs.face_detection.job import declared_frames
+
+    hooks = hooks or ExecutorHooks()
+    names = {p: p.stem for p in paths}
+    expected = {p: declared_frames(p, frame_step) for p in paths}
+    tasks, finished = plan_inputs(ledger, paths, names, fingerprint, expected, frames_per_chunk,
+                                  lambda p: {"input": str(p), "frame_step": frame_step})
+    outcomes = {names[p]: o for p, o in finished.items()}
+    report = hooks.on_finished
+
+    def on_finished(task: InputTask, outcome: InputOutcome) -> None:
+        outcomes[task.name] = outcome
+        report(task, outcome)
+
+    hooks.on_finished = on_finished
+    return executor.run(tasks, ledger, hooks), outcomes, {names[p] for p in finished}

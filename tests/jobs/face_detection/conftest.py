@@ -83,8 +83,7 @@ def run_local(detector, paths: list[Path], folder: Path, should_stop=lambda: Fal
     """Run the local executor over ``paths`` with a ledger in a path store under ``folder`` (as a job does)."""
     from checkpoints.job_checkpoints import JobCheckpoints
     from checkpoints.path_store import PathStore
-    from jobs.face_detection.executor import ExecutorHooks, LocalExecutor, plan_inputs
-    from jobs.face_detection.job import declared_frames
+    from jobs.face_detection.executor import ExecutorHooks, LocalExecutor, process_inputs
     from jobs.face_detection.ledger import FaceLedger
     from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 
@@ -92,15 +91,11 @@ def run_local(detector, paths: list[Path], folder: Path, should_stop=lambda: Fal
     pipeline = FacePipeline(detector, pipeline_settings, "test")
     store, out, staging = folder / "store", folder / "output", folder / "staging"
     ledger = FaceLedger(JobCheckpoints(PathStore(store), staging), out, staging).open()
-    names = {p: p.stem for p in paths}
-    expected = {p: declared_frames(p, pipeline_settings.frame_step) for p in paths}
-    tasks, finished = plan_inputs(ledger, paths, names, pipeline.fingerprint, expected,
-                                  pipeline_settings.frames_per_chunk, lambda p: {"input": str(p)})
-    outcomes: dict[str, Any] = {names[p]: o for p, o in finished.items()}
-    hooks = ExecutorHooks(should_stop=should_stop, on_frames=on_frames or (lambda name, frames: None),
-                          on_finished=lambda task, outcome: outcomes.__setitem__(task.name, outcome))
-    status = LocalExecutor(pipeline).run(tasks, ledger, hooks)
-    return LocalRun(status, outcomes, {names[p] for p in finished}, out, store)
+    hooks = ExecutorHooks(should_stop=should_stop, on_frames=on_frames or (lambda name, frames: None))
+    status, outcomes, skipped = process_inputs(LocalExecutor(pipeline), ledger, paths, pipeline.fingerprint,
+                                               pipeline_settings.frame_step, pipeline_settings.frames_per_chunk,
+                                               hooks)
+    return LocalRun(status, outcomes, skipped, out, store)
 
 
 @pytest.fixture(scope="session")
