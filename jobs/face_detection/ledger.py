@@ -82,6 +82,14 @@ class FaceLedger:
         self._records: dict[str, ManifestRecord] = {}
         self._headers: dict[str, dict[str, Any]] = {}
 
+    @classmethod
+    def in_folder(cls, folder: Path) -> FaceLedger:
+        """A ledger with a path store in ``folder/store``, outputs in ``folder/output`` (benchmarks, tests)."""
+        from checkpoints.path_store import PathStore
+
+        staging = folder / "staging"
+        return cls(JobCheckpoints(PathStore(folder / "store"), staging), folder / "output", staging).open()
+
     def open(self) -> FaceLedger:
         """Check the store, sweep leftovers of a killed copy, read the manifest once."""
         self.store.check_usable()

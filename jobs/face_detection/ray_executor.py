@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,7 @@ class RayExecutor:
         self._ray: Any = None
         self._started_cluster = False
         self._alive_at_end = 0
+        self.workers_ready_at: float | None = None
 
     # -- cluster and actors ----------------------------------------------------------------------------------
 
@@ -185,6 +187,7 @@ class RayExecutor:
         ray = self._connect()
         try:
             self.workers = [self._start_worker() for _ in range(self.config.workers)]
+            self.workers_ready_at = time.monotonic()  # models loaded: what follows is chunk work
             self.log.info("ray: %d workers (pids %s), %s GPU each", len(self.workers), self.worker_pids(),
                           self.config.gpus_per_worker)
             return self._drive(ray, tasks, ledger, hooks)

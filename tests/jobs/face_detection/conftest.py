@@ -81,21 +81,18 @@ class LocalRun:
 def run_local(detector, paths: list[Path], folder: Path, should_stop=lambda: False, on_frames=None,
               **settings) -> LocalRun:
     """Run the local executor over ``paths`` with a ledger in a path store under ``folder`` (as a job does)."""
-    from checkpoints.job_checkpoints import JobCheckpoints
-    from checkpoints.path_store import PathStore
     from jobs.face_detection.executor import ExecutorHooks, LocalExecutor, process_inputs
     from jobs.face_detection.ledger import FaceLedger
     from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 
     pipeline_settings = PipelineSettings(**{"batch_size": 4, "chunk_frames": 4, **settings})
     pipeline = FacePipeline(detector, pipeline_settings, "test")
-    store, out, staging = folder / "store", folder / "output", folder / "staging"
-    ledger = FaceLedger(JobCheckpoints(PathStore(store), staging), out, staging).open()
+    ledger = FaceLedger.in_folder(folder)
     hooks = ExecutorHooks(should_stop=should_stop, on_frames=on_frames or (lambda name, frames: None))
     status, outcomes, skipped = process_inputs(LocalExecutor(pipeline), ledger, paths, pipeline.fingerprint,
                                                pipeline_settings.frame_step, pipeline_settings.frames_per_chunk,
                                                hooks)
-    return LocalRun(status, outcomes, skipped, out, store)
+    return LocalRun(status, outcomes, skipped, ledger.output_dir, folder / "store")
 
 
 @pytest.fixture(scope="session")

@@ -124,10 +124,8 @@ def test_driver_kill_9_then_rerun_is_identical(
 def test_a_worker_killed_mid_chunk_has_its_chunk_redone_once(
     tmp_path: Path, videos: Path, reference: dict[str, bytes], ray_address: str
 ) -> None:
-    from checkpoints.job_checkpoints import JobCheckpoints
-    from checkpoints.path_store import PathStore
-    from jobs.face_detection.executor import ExecutorHooks, plan_inputs
-    from jobs.face_detection.job import declared_frames, detector_id, pipeline_settings, weights_file
+    from jobs.face_detection.executor import ExecutorHooks, process_inputs
+    from jobs.face_detection.job import detector_id, pipeline_settings, weights_file
     from jobs.face_detection.ledger import FaceLedger
     from jobs.face_detection.pipeline import FacePipeline
     from jobs.face_detection.ray_executor import IN_FLIGHT_PER_WORKER, RayExecutor
@@ -142,12 +140,8 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_redone_once(
     ident = detector_id(spec, weights)
     settings = pipeline_settings(spec)
     fingerprints = FacePipeline(None, settings, ident)  # type: ignore[arg-type]
-    staging, out = tmp_path / "staging", tmp_path / "output"
-    ledger = FaceLedger(JobCheckpoints(PathStore(tmp_path / "store"), staging), out, staging).open()
+    ledger = FaceLedger.in_folder(tmp_path)
     paths = sorted(videos.iterdir())
-    tasks, _ = plan_inputs(ledger, paths, {p: p.stem for p in paths}, fingerprints.fingerprint,
-                           {p: declared_frames(p, 1) for p in paths}, settings.frames_per_chunk,
-                           lambda p: {"input": str(p)})
     executor = RayExecutor(spec, spec.executor, weights, ident)  # type: ignore[arg-type]
     commits: Counter[tuple[str, int]] = Counter()
     killed: dict[str, object] = {}
@@ -170,7 +164,9 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_redone_once(
 
     executor.after_commit = kill_a_busy_worker
     hooks = ExecutorHooks(on_commit=lambda chunk: commits.update([(chunk.name, chunk.index)]))
-    assert executor.run(tasks, ledger, hooks) == "done"
+    status, _, _ = process_inputs(executor, ledger, paths, fingerprints.fingerprint, 1, settings.frames_per_chunk,
+                                  hooks)
+    assert status == "done"
 
     assert killed and executor.restarts == 1
     redone = {key for key, times in executor.submissions.items() if times > 1}
@@ -179,4 +175,5 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_redone_once(
     assert killed["in_flight"] <= redone and len(redone) <= IN_FLIGHT_PER_WORKER  # type: ignore[operator]
     assert set(executor.submissions.values()) <= {1, 2}
     assert set(commits.values()) == {1} and sum(commits.values()) == 12  # every chunk committed exactly once
+    out = ledger.output_dir
     assert {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".jsonl", ".mp4")} == reference
