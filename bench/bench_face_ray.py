@@ -16,6 +16,7 @@ Target: ray / local >= 0.9 (frames per second, steady state).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import shutil
@@ -71,7 +72,7 @@ def main() -> None:
         torch.set_num_threads(args.workers)
         detector, _ = build_detector(spec, work / "weights", weights=weights)
         local = FacePipeline(detector, settings, ident)
-        ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+        ray.init(num_cpus=args.workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
         total = args.videos * args.frames
         fps: dict[str, list[float]] = {"local": [], "ray": [], "ray_steady": []}
