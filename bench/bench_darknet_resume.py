@@ -11,7 +11,7 @@ real code paths; only darknet itself is simulated. Three runs of the same job:
 3. blank VM: work folder deleted after kill -9 (binary from the build cache, dataset prepared again,
    checkpoint restored from the store).
 
-Baseline in the same run: `python -c "import orchestrator.cli"` (interpreter start-up and imports).
+Baseline in the same run: `python -c "import orchestrator.app.cli"` (interpreter start-up and imports).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def main() -> None:
     base = []
     for _ in range(3):
         t0 = time.time()
-        subprocess.run([sys.executable, "-c", "import orchestrator.cli"], env=env, check=True)
+        subprocess.run([sys.executable, "-c", "import orchestrator.app.cli"], env=env, check=True)
         base.append(time.time() - t0)
     baseline = statistics.median(base)
     with tempfile.TemporaryDirectory() as tmp:

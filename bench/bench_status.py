@@ -2,7 +2,7 @@
 
 Builds a job home with N journal events (default 10,000) and a matching state file, then times the real CLI
 (`python -m orchestrator status <folder> --json`) against the baseline of starting Python and importing the
-CLI module alone (`python -c "import orchestrator.cli"`), both measured in this run.
+CLI module alone (`python -c "import orchestrator.app.cli"`), both measured in this run.
 
     python bench/bench_status.py [--events 10000] [--repeat 5]
 """
@@ -21,13 +21,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.journal import Journal
-from orchestrator.paths import JobPaths
-from orchestrator.state import JobRecord, JobState, SessionRecord, StateStore
+from orchestrator.core.journal import Journal
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.state import JobRecord, JobState, SessionRecord, StateStore
 
 
 def build_job(home: Path, events: int) -> None:
-    paths = JobPaths(home=home, work=home / "w")
+    paths = JobPaths(home=home, local=home / "w")
     home.mkdir(parents=True)
     journal = Journal(paths.journal)
     with open(paths.journal, "w") as fh:  # bulk-write: the bench measures reading, not 10k fsyncs
@@ -59,12 +59,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "bench-job"
         build_job(home, args.events)
-        baseline = timed([sys.executable, "-c", "import orchestrator.cli"], args.repeat)
+        baseline = timed([sys.executable, "-c", "import orchestrator.app.cli"], args.repeat)
         status = timed([sys.executable, "-m", "orchestrator", "status", str(home), "--json"], args.repeat)
         size = (home / "journal.jsonl").stat().st_size
     b, s = statistics.median(baseline), statistics.median(status)
     print(f"journal: {args.events} events, {size / 1e6:.2f} MB")
-    print(f"baseline (python + import orchestrator.cli): median {b * 1000:.0f} ms")
+    print(f"baseline (python + import orchestrator.app.cli): median {b * 1000:.0f} ms")
     print(f"orchestrator status --json:                 median {s * 1000:.0f} ms")
     print(f"status work beyond start-up: {(s - b) * 1000:.0f} ms; ratio status/baseline = {s / b:.2f}")
 

@@ -1,15 +1,15 @@
 """Checkpoint stores (path / Drive API), manifest, integrity, discovery, sync and retention.
 
-Public names are re-exported lazily (PEP 562), so importing a light module such as ``checkpoints.spec`` (job
-spec models: pydantic only) does not import watchdog or the stores. The Drive API backend
+Public names are re-exported lazily (PEP 562), so importing a light module such as ``checkpoints.spec`` does not import watchdog or the stores. The Drive API backend
 (``checkpoints.drive_store``) is never imported here: it needs the ``drive`` extra and is opened through
 :func:`checkpoints.spec.open_store`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orchestrator.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from checkpoints.discovery import (
@@ -45,15 +45,10 @@ if TYPE_CHECKING:
     )
     from checkpoints.retention import (
         RetentionPlan,
-        RetentionPolicy,
         apply_retention,
         plan_retention,
     )
     from checkpoints.spec import (
-        DriveStoreSpec,
-        PathStoreSpec,
-        RetentionSpec,
-        StoreSpec,
         open_store,
     )
     from checkpoints.store import (
@@ -75,6 +70,12 @@ if TYPE_CHECKING:
         file_sha256,
         generic_validator,
     )
+    from orchestrator.core.store_spec import (
+        DriveStoreSpec,
+        PathStoreSpec,
+        RetentionSpec,
+        StoreSpec,
+    )
 
 _EXPORTS: dict[str, str] = {
     "AllOf": "checkpoints.validators",
@@ -83,7 +84,7 @@ _EXPORTS: dict[str, str] = {
     "CheckpointRow": "checkpoints.discovery",
     "CheckpointStore": "checkpoints.store",
     "CheckpointSync": "checkpoints.sync",
-    "DriveStoreSpec": "checkpoints.spec",
+    "DriveStoreSpec": "orchestrator.core.store_spec",
     "JobCheckpoints": "checkpoints.job_checkpoints",
     "Judged": "checkpoints.discovery",
     "Manifest": "checkpoints.manifest",
@@ -93,14 +94,13 @@ _EXPORTS: dict[str, str] = {
     "NonEmptyValidator": "checkpoints.validators",
     "NotErrorPageValidator": "checkpoints.validators",
     "PathStore": "checkpoints.path_store",
-    "PathStoreSpec": "checkpoints.spec",
+    "PathStoreSpec": "orchestrator.core.store_spec",
     "RecordValidator": "checkpoints.validators",
     "ResumePoint": "checkpoints.restore",
     "RetentionPlan": "checkpoints.retention",
-    "RetentionPolicy": "checkpoints.retention",
-    "RetentionSpec": "checkpoints.spec",
+    "RetentionSpec": "orchestrator.core.store_spec",
     "StoreEntry": "checkpoints.store",
-    "StoreSpec": "checkpoints.spec",
+    "StoreSpec": "orchestrator.core.store_spec",
     "SyncStatus": "checkpoints.sync",
     "Validator": "checkpoints.validators",
     "Verdict": "checkpoints.validators",
@@ -141,7 +141,6 @@ __all__ = [
     "RecordValidator",
     "ResumePoint",
     "RetentionPlan",
-    "RetentionPolicy",
     "RetentionSpec",
     "StoreEntry",
     "StoreSpec",
@@ -165,14 +164,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'checkpoints' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports("checkpoints", globals(), _EXPORTS)

@@ -22,9 +22,10 @@ from typing import Literal
 from checkpoints.manifest import Manifest, ManifestRecord
 from checkpoints.store import CheckpointStore
 from checkpoints.validators import AllOf, RecordValidator, Validator, generic_validator
-from orchestrator.atomic import is_temp_name
+from orchestrator.core.atomic import is_temp_name
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Where = Literal["store", "local"]
 _NAME_COUNTER = re.compile(r"(\d+)(?=\.[^.]*$|$)")

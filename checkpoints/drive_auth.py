@@ -20,16 +20,17 @@ The client is built offline from the Drive v3 discovery document that ships insi
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError, StorageError
+from orchestrator.core.errors import ConfigError, StorageError
+from orchestrator.core.install import install_hint
+from orchestrator.core.logs import get_logger
 
 DRIVE_SCOPES = ("https://www.googleapis.com/auth/drive",)
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def load_credentials(path: Path | None) -> Any:
@@ -40,7 +41,7 @@ def load_credentials(path: Path | None) -> Any:
         from google.oauth2 import service_account
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError(
-            "the Drive API store needs google-auth and google-api-python-client: pip install 'orchestrator[drive]'"
+            "the Drive API store needs google-auth and google-api-python-client: " + install_hint("drive")
         ) from exc
     if path is None:
         try:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from checkpoints.store import StoreEntry, check_key
-from orchestrator.errors import StorageError
+from orchestrator.core.errors import StorageError
 
 KEY_PROP, PENDING_PROP, GEN_PROP = "orch_key", "orch_pending", "orch_gen"
 MAX_KEY_BYTES = 124 - len(PENDING_PROP)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import http.client
 import json
-import logging
 import socket
 import ssl
 import time
@@ -36,9 +35,10 @@ import httplib2
 import tenacity
 from googleapiclient.errors import HttpError
 
-from orchestrator.errors import QuotaExceededError, StorageError
+from orchestrator.core.errors import QuotaExceededError, StorageError
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

@@ -24,7 +24,6 @@ listing has caught up, and the manifest records IDs as well.
 from __future__ import annotations
 
 import io
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,10 +48,11 @@ from checkpoints.drive_layout import (
 from checkpoints.drive_retry import DriveNotFound, DriveRetry
 from checkpoints.drive_transfer import CHUNK_UNIT, DriveReader, file_digest, open_source, upload_file
 from checkpoints.store import CheckpointStore, StoreEntry, check_prefix
-from orchestrator.atomic import atomic_copy_stream
-from orchestrator.errors import StorageError
+from orchestrator.core.atomic import atomic_copy_stream
+from orchestrator.core.errors import StorageError
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 COPY_BLOCK = 1 << 20  # bytes per write of a download into its temp file
 _REPLACED_RETRIES = 25  # times a reader re-resolves a key whose file was replaced under it (a busy writer)

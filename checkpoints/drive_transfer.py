@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,13 +28,14 @@ from typing import Any, BinaryIO
 from googleapiclient.http import MediaIoBaseDownload, MediaIoBaseUpload
 
 from checkpoints.drive_retry import DriveNotFound, DriveRetry, UploadCapWatch
-from orchestrator.errors import StorageError
+from orchestrator.core.errors import StorageError
+from orchestrator.core.logs import get_logger
 
 CHUNK_UNIT = 256 * 1024
 SESSION_RESTARTS = 2  # fresh sessions after Drive forgot one (404 on a chunk: "the upload must be restarted")
 MIME = "application/octet-stream"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class _ChunkBytesUpload(MediaIoBaseUpload):

@@ -12,7 +12,7 @@ import errno
 import os
 from pathlib import Path
 
-from orchestrator.atomic import fsync_dir, temp_path_for
+from orchestrator.core.atomic import fsync_dir, temp_path_for
 
 FALLBACK_CHUNK = 1 << 20
 KERNEL_CHUNK = 64 << 20  # bytes per copy_file_range/sendfile call (the kernel streams it; no user memory)

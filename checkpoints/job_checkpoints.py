@@ -23,17 +23,18 @@ from typing import TYPE_CHECKING
 from checkpoints.discovery import DEFAULT_PATTERNS, CheckpointRow, checkpoint_rows, judge_all
 from checkpoints.manifest import ManifestRecord, ManifestStore
 from checkpoints.restore import ResumePoint, prepare_resume
-from checkpoints.retention import RetentionPolicy, apply_retention
+from checkpoints.retention import apply_retention
 from checkpoints.store import CheckpointStore
 from checkpoints.sync import CheckpointSync, SyncStatus
 from checkpoints.validators import Validator, generic_validator
-from orchestrator.errors import CheckpointError, OrchestratorError
+from orchestrator.core.errors import CheckpointError, OrchestratorError
+from orchestrator.core.logs import get_logger
+from orchestrator.core.store_spec import DriveStoreSpec, PathStoreSpec, RetentionSpec
 
 if TYPE_CHECKING:
-    from checkpoints.spec import DriveStoreSpec, PathStoreSpec, RetentionSpec
-    from orchestrator.paths import JobPaths
+    from orchestrator.core.paths import JobPaths
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class JobCheckpoints:
@@ -46,7 +47,7 @@ class JobCheckpoints:
         session_id: str = "",
         patterns: Sequence[str] = DEFAULT_PATTERNS,
         validator: Validator | None = None,
-        retention: RetentionPolicy | None = None,
+        retention: RetentionSpec | None = None,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -54,7 +55,7 @@ class JobCheckpoints:
         self.output_dir = Path(output_dir)
         self.patterns = tuple(patterns)
         self.validator = validator
-        self.retention = retention or RetentionPolicy()
+        self.retention = retention or RetentionSpec()
         self.log = logger or log
         self.manifests = ManifestStore(store, session=session_id, clock=clock)
         self._sync: CheckpointSync | None = None
@@ -79,7 +80,7 @@ class JobCheckpoints:
             session_id=session_id,
             patterns=patterns,
             validator=validator,
-            retention=retention_spec.policy() if retention_spec is not None else None,
+            retention=retention_spec,
             logger=logger,
         )
 

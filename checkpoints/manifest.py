@@ -15,7 +15,6 @@ second writer.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -25,9 +24,10 @@ from pathlib import Path
 
 from checkpoints.store import CheckpointStore
 from checkpoints.validators import file_sha256
-from orchestrator.errors import StateError, StorageError
+from orchestrator.core.errors import StateError, StorageError
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MANIFEST_KEY = "manifest.json"
 MANIFEST_PREV_KEY = "manifest.prev.json"

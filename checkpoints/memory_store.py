@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from checkpoints.store import CheckpointStore, StoreEntry, check_key, check_prefix
-from orchestrator.atomic import atomic_write_bytes
-from orchestrator.errors import StorageError
+from orchestrator.core.atomic import atomic_write_bytes
+from orchestrator.core.errors import StorageError
 
 
 class MemoryStore(CheckpointStore):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from checkpoints.filecopy import copy_file_atomic
 from checkpoints.store import CheckpointStore, StoreEntry, check_key, check_prefix
-from orchestrator.atomic import atomic_write_bytes, is_temp_name
-from orchestrator.errors import StorageError
+from orchestrator.core.atomic import atomic_write_bytes, is_temp_name
+from orchestrator.core.errors import StorageError
 
 
 class PathStore(CheckpointStore):

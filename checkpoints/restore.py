@@ -18,9 +18,10 @@ from checkpoints.discovery import DEFAULT_PATTERNS, Candidate, CheckpointChoice,
 from checkpoints.manifest import Manifest, ManifestRecord
 from checkpoints.store import CheckpointStore
 from checkpoints.validators import AllOf, RecordValidator, Validator, generic_validator
-from orchestrator.errors import CheckpointError, StorageError
+from orchestrator.core.errors import CheckpointError, StorageError
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -15,24 +15,12 @@ from dataclasses import dataclass
 
 from checkpoints.manifest import CHECKPOINT_PREFIX, Manifest, ManifestRecord, ManifestStore
 from checkpoints.store import StoreEntry
+from orchestrator.core.logs import get_logger
+from orchestrator.core.store_spec import RetentionSpec
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _SEQ_IN_KEY = re.compile(r"/(\d{8})-[^/]+$")
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    keep_last: int = 3
-    milestone_every: int | None = None
-    keep_final: bool = True
-    keep_best: bool = True
-
-    def __post_init__(self) -> None:
-        if self.keep_last < 1:
-            raise ValueError("keep_last must be at least 1 (the newest checkpoint is always kept)")
-        if self.milestone_every is not None and self.milestone_every < 1:
-            raise ValueError("milestone_every must be a positive counter interval")
 
 
 @dataclass(frozen=True)
@@ -43,7 +31,7 @@ class RetentionPlan:
 
 
 def plan_retention(
-    manifest: Manifest, policy: RetentionPolicy, stored: list[StoreEntry] | None = None
+    manifest: Manifest, policy: RetentionSpec, stored: list[StoreEntry] | None = None
 ) -> RetentionPlan:
     """Decide what to keep and delete. Pure: ``stored`` (a listing of the checkpoint prefix) finds orphans."""
     ordered = manifest.newest_first()
@@ -93,7 +81,7 @@ def _seq_of(key: str) -> int:
 
 def apply_retention(
     manifests: ManifestStore,
-    policy: RetentionPolicy,
+    policy: RetentionSpec,
     sweep_orphans: bool = True,
     logger: logging.Logger | None = None,
 ) -> RetentionPlan:

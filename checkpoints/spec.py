@@ -1,99 +1,22 @@
-"""The ``store:`` and ``retention:`` sections of a job YAML, and opening the store they describe.
+"""Opening the store a job's ``store:`` section describes.
 
-Only pydantic and stdlib are imported here (job spec modules must load without optional extras); the Drive
-backend is imported lazily by :func:`open_store`, with an install hint when its libraries are missing.
-
-    store:                      # default: a path store in <job home>/store
-      type: drive
-      folder_id: 1AbC...
-      credentials: ~/sa.json    # service-account or authorized-user JSON; omit for application default
-      shared_drive: true
-    retention:
-      keep_last: 3
-      milestone_every: 1000
+The section's models live in ``orchestrator.core.store_spec`` (every job spec has them); the Drive backend is
+imported lazily here, with an install hint when its libraries are missing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import Discriminator, Field, Tag
-
-from orchestrator.errors import ConfigError
-from orchestrator.fields import ExpandedPath, StrictModel
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.install import install_hint
+from orchestrator.core.store_spec import DriveStoreSpec, PathStoreSpec
 
 if TYPE_CHECKING:
-    from checkpoints.retention import RetentionPolicy
     from checkpoints.store import CheckpointStore
-    from orchestrator.paths import JobPaths
+    from orchestrator.core.paths import JobPaths
 
-DRIVE_INSTALL_HINT = "pip install 'orchestrator[drive]'"
-
-
-class PathStoreSpec(StrictModel):
-    """Checkpoints in a folder: local disk or the Colab Drive mount."""
-
-    type: Literal["path"] = "path"
-    path: ExpandedPath | None = Field(default=None, description="Store folder; default <job home>/store.")
-    max_entries_per_folder: int = Field(
-        default=1000,
-        ge=2,
-        description="Fan keys out so no folder holds more entries (the Drive mount fails on big ones).",
-    )
-
-
-class DriveStoreSpec(StrictModel):
-    """Checkpoints in Google Drive through its v3 API (Kaggle, spot VMs, laptops: no mount needed)."""
-
-    type: Literal["drive"]
-    folder_id: str = Field(min_length=1, description="ID of the Drive folder holding the job's store.")
-    credentials: ExpandedPath | None = Field(
-        default=None,
-        description="Service-account or authorized-user JSON; None = application default credentials "
-        "(on Colab after google.colab.auth.authenticate_user()).",
-    )
-    shared_drive: bool = Field(
-        default=False, description="The folder is in a shared drive (needed for service accounts)."
-    )
-    chunk_size_mb: int = Field(default=8, ge=1, le=1024, description="Resumable upload chunk size in MiB.")
-
-
-def _store_type(value: Any) -> str:
-    """``type:`` may be omitted for the default path store."""
-    if isinstance(value, dict):
-        return str(value.get("type", "path"))
-    return str(getattr(value, "type", "path"))
-
-
-StoreSpec = Annotated[
-    Annotated[PathStoreSpec, Tag("path")] | Annotated[DriveStoreSpec, Tag("drive")],
-    Discriminator(_store_type),
-]
-
-
-def default_store_spec() -> PathStoreSpec:
-    return PathStoreSpec()
-
-
-class RetentionSpec(StrictModel):
-    """Which stored checkpoints to keep."""
-
-    keep_last: int = Field(default=3, ge=1, description="Keep the newest N checkpoints (by counter).")
-    milestone_every: int | None = Field(
-        default=None, ge=1, description="Also keep every checkpoint whose counter is a multiple of this."
-    )
-    keep_final: bool = Field(default=True, description="Keep checkpoints tagged final.")
-    keep_best: bool = Field(default=True, description="Keep checkpoints tagged best.")
-
-    def policy(self) -> RetentionPolicy:
-        from checkpoints.retention import RetentionPolicy
-
-        return RetentionPolicy(
-            keep_last=self.keep_last,
-            milestone_every=self.milestone_every,
-            keep_final=self.keep_final,
-            keep_best=self.keep_best,
-        )
+DRIVE_INSTALL_HINT = install_hint("drive")
 
 
 def open_store(spec: PathStoreSpec | DriveStoreSpec | None, paths: JobPaths) -> CheckpointStore:

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import StorageError
+from orchestrator.core.errors import StorageError
 
 
 def check_key(key: str) -> str:

@@ -41,13 +41,14 @@ from checkpoints.discovery import DEFAULT_PATTERNS, counter_from_name
 from checkpoints.filecopy import copy_fd
 from checkpoints.manifest import ManifestRecord, ManifestStore
 from checkpoints.validators import Validator, file_sha256, generic_validator
-from orchestrator.atomic import is_temp_name
-from orchestrator.errors import OrchestratorError, QuotaExceededError
+from orchestrator.core.atomic import is_temp_name
+from orchestrator.core.errors import OrchestratorError, QuotaExceededError
+from orchestrator.core.logs import get_logger
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class _StopRaceFilter(logging.Filter):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import stat
@@ -28,14 +27,15 @@ from checkpoints.store import CheckpointStore
 from darknet_patch.fork import Fork, detect_fork, source_revision
 from darknet_patch.makefile import BuildFlags
 from darknet_patch.source import PATCH_SET_VERSION, apply_patches, patch_names, patched_view
-from orchestrator.errors import BuildError, StorageError
-from orchestrator.process import SET_DEATH_SIGNAL  # the PR_SET_PDEATHSIG setter ManagedProcess uses
+from orchestrator.core.errors import BuildError, StorageError
+from orchestrator.core.logs import get_logger
+from orchestrator.core.process import SET_DEATH_SIGNAL  # the PR_SET_PDEATHSIG setter ManagedProcess uses
 
 CACHE_PREFIX = "darknet-build"
 _CHECK_TIMEOUT = 30.0
 _LOG_TAIL_LINES = 30
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

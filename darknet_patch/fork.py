@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.errors import BuildError
+from orchestrator.core.errors import BuildError
 
 _SOURCE_SUFFIXES = (".c", ".cpp", ".cu", ".h", ".hpp")
 

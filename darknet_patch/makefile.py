@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from darknet_patch.fork import Fork
-from orchestrator.errors import BuildError
+from orchestrator.core.errors import BuildError
 
 SWITCHES = ("GPU", "CUDNN", "CUDNN_HALF", "OPENCV", "AVX", "OPENMP", "LIBSO", "DEBUG")
 

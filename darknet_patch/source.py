@@ -21,8 +21,8 @@ from pathlib import Path
 
 from darknet_patch.fork import Fork
 from darknet_patch.makefile import BuildFlags, patch_makefile
-from orchestrator.atomic import atomic_write_bytes
-from orchestrator.errors import BuildError
+from orchestrator.core.atomic import atomic_write_bytes
+from orchestrator.core.errors import BuildError
 
 #: Bump when a patch's output changes, so cached binaries built with the old patch are not reused.
 PATCH_SET_VERSION = "1"

@@ -1,7 +1,7 @@
 """The protocol every job kind implements, and the plain values it returns.
 
 A job kind is a class registered in ``jobs.registry`` under its ``kind:`` name. The runner
-(``orchestrator.runner``) owns the lease, the state machine, deadlines, restarts and the journal; the job kind
+(``orchestrator.app.runner``) owns the lease, the state machine, deadlines, restarts and the journal; the job kind
 only says which idempotent preparation steps it needs and how to run (and resume) the work:
 
     steps(ctx)  -> list[Step]       run once each, skipped on a re-run while their fingerprint is unchanged
@@ -19,10 +19,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from orchestrator.paths import JobPaths
-from orchestrator.spec import JobSpecBase
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.spec import JobSpecBase
 
 if TYPE_CHECKING:
     from checkpoints.job_checkpoints import JobCheckpoints
@@ -70,7 +70,7 @@ class Step:
 
 
 class JobContext(Protocol):
-    """What the runner hands a job kind. Implemented by ``orchestrator.context.RunContext``."""
+    """What the runner hands a job kind. Implemented by ``orchestrator.core.context.RunContext``."""
 
     spec: JobSpecBase
     paths: JobPaths
@@ -101,8 +101,6 @@ class JobContext(Protocol):
 
 class JobKind(ABC):
     """Base class of job kinds."""
-
-    kind: ClassVar[str]
 
     def __init__(self, spec: JobSpecBase, paths: JobPaths) -> None:
         self.spec = spec

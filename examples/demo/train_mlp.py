@@ -1,5 +1,7 @@
 """A small, real PyTorch training script of the kind orchestrator runs: it saves a checkpoint every
-``--save-every`` steps (atomically: temp file + rename) and continues from ``--resume PATH``.
+``--save-every`` steps or ``--save-seconds`` seconds, whichever comes first (atomically: temp file + rename),
+and continues from ``--resume PATH``. The result does not depend on when it saved: a checkpoint holds the model
+and the optimizer, so a resumed run computes what an uninterrupted one does.
 
     python train_mlp.py OUTPUT_DIR [--resume ckpt-000200.pt] [--steps 600]
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -27,6 +30,7 @@ def main() -> None:
     parser.add_argument("--resume", type=Path)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--save-every", type=int, default=50)
+    parser.add_argument("--save-seconds", type=float, default=None, help="also save when this long since the last")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
@@ -40,6 +44,7 @@ def main() -> None:
         print(f"resumed from {args.resume.name} at step {step}", flush=True)
     x, y = data()
     loss_fn = nn.BCEWithLogitsLoss()
+    last_save = time.monotonic()
     while step < args.steps:
         opt.zero_grad()
         loss = loss_fn(model(x), y)
@@ -49,7 +54,9 @@ def main() -> None:
         if step % 10 == 0:
             acc = ((model(x) > 0).float() == y).float().mean().item()
             print(f"step {step}/{args.steps} loss={loss.item():.4f} acc={acc:.3f}", flush=True)
-        if step % args.save_every == 0 or step == args.steps:
+        overdue = args.save_seconds is not None and time.monotonic() - last_save >= args.save_seconds
+        if step % args.save_every == 0 or step == args.steps or overdue:
+            last_save = time.monotonic()
             target = args.output_dir / f"ckpt-{step:06d}.pt"
             tmp = target.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from checkpoints.discovery import Candidate, counter_from_name, order_candidates
-from orchestrator.atomic import is_temp_name
+from orchestrator.core.atomic import is_temp_name
 
 
 def scan_checkpoints(folder: Path, pattern: str) -> list[Candidate]:

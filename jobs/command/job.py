@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.command.checkpoints import scan_checkpoints
 from jobs.command.spec import CommandSpec
-from orchestrator.process import ManagedProcess
+from orchestrator.core.process import ManagedProcess
 
 if TYPE_CHECKING:
     from checkpoints.discovery import Candidate
@@ -30,7 +30,6 @@ FLUSH_TIMEOUT = 600.0
 
 
 class CommandJob(JobKind):
-    kind = "command"
     spec: CommandSpec
 
     @property

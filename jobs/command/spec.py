@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from orchestrator.spec import Duration, ExpandedPath, JobSpecBase, StrictModel
+from orchestrator.core.spec import Duration, ExpandedPath, JobSpecBase, StrictModel
 
 #: Placeholders available in ``command``, ``resume_args`` and ``env`` values.
 #: ``{python}`` is the interpreter running orchestrator (the notebook's or venv's python).
@@ -50,7 +50,6 @@ class ProgressPattern(StrictModel):
 class CommandSpec(JobSpecBase):
     """Run any command (argv list, no shell) that saves checkpoints into ``{output_dir}``."""
 
-    kind: Literal["command"]
     command: list[str] = Field(min_length=1, description="argv; placeholders: " + ", ".join(PLACEHOLDERS))
     resume_args: list[str] = Field(
         default_factory=list,

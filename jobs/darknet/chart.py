@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.atomic import atomic_write_bytes
+from orchestrator.core.atomic import atomic_write_bytes
 
 
 @dataclass

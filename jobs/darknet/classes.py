@@ -19,7 +19,7 @@ from importlib import resources
 
 from jobs.darknet.cfg import CfgEditor, DarknetCfg, Section, parse_cfg
 from jobs.darknet.network import walk_network
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 HEAD_LAYERS = ("yolo", "gaussian_yolo", "region")
 TEMPLATES = ("yolov3", "yolov3-tiny", "yolov4", "yolov4-tiny")

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.darknet.voc import Issue, check_yolo_lines, parse_voc, to_yolo_lines
-from orchestrator.atomic import atomic_write_json, atomic_write_text
-from orchestrator.errors import ConfigError
-from orchestrator.logs import progress_bar
+from orchestrator.core.atomic import atomic_write_json, atomic_write_text
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.logs import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG", ".BMP")
 _REPORT_ISSUES = 200

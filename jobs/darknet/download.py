@@ -8,7 +8,6 @@ checked not to be an HTML page (Drive and GitHub answer quota and login problems
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import urllib.error
@@ -19,9 +18,10 @@ from pathlib import Path
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from checkpoints.validators import file_sha256, looks_like_error_page
-from orchestrator.errors import StorageError
+from orchestrator.core.errors import StorageError
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

@@ -1,4 +1,4 @@
-"""The machine side of a darknet job: GPU facts, the darknet source and binary, path aliases.
+"""The machine side of a darknet job: build flags from the GPU facts, the darknet source and binary, path aliases.
 
 Everything here rebuilds what a blank VM lacks after a disconnect; the slow part (compiling) is skipped by
 the build cache in the store (``darknet_patch.build``).
@@ -7,12 +7,10 @@ the build cache in the store (``darknet_patch.build``).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from checkpoints.store import CheckpointStore
@@ -20,41 +18,12 @@ from darknet_patch.build import BuildCache, check_binary, ensure_darknet
 from darknet_patch.fork import Fork
 from darknet_patch.makefile import BuildFlags
 from jobs.darknet.spec import BuildSpec, DarknetSourceSpec
-from orchestrator.atomic import atomic_write_json
-from orchestrator.errors import BuildError, ConfigError
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.errors import BuildError, ConfigError
+from orchestrator.core.gpu import GpuFacts, detect_gpus
+from orchestrator.core.logs import get_logger
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GpuFacts:
-    present: bool
-    compute_capability: str | None
-    cuda_version: str | None
-
-
-def detect_gpu() -> GpuFacts:
-    """Ask ``nvidia-smi`` and ``nvcc`` (absent on a CPU machine: no GPU)."""
-    cc = None
-    smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
-                                 text=True, timeout=30, check=False).stdout
-            match = re.search(r"(\d+\.\d+)", out)
-            cc = match.group(1) if match else None
-        except (OSError, subprocess.TimeoutExpired):
-            cc = None
-    cuda = None
-    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
-    if nvcc:
-        try:
-            out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
-            match = re.search(r"release (\d+\.\d+)", out)
-            cuda = match.group(1) if match else None
-        except (OSError, subprocess.TimeoutExpired):
-            cuda = None
-    return GpuFacts(present=cc is not None, compute_capability=cc, cuda_version=cuda)
+log = get_logger(__name__)
 
 
 def resolve_flags(build: BuildSpec, gpu: GpuFacts) -> BuildFlags:
@@ -107,7 +76,7 @@ def prepare_darknet(spec: DarknetSourceSpec, work: Path, store: CheckpointStore)
     else:
         assert spec.source is not None
         source = fetch_source(spec.source, spec.ref, work / "darknet-src")
-        flags = resolve_flags(spec.build, detect_gpu())
+        flags = resolve_flags(spec.build, detect_gpus())
         built = ensure_darknet(source, flags, work, cache=BuildCache(store), jobs=spec.build.jobs)
         if spec.fork != "auto" and spec.fork != built.fork.value:
             raise ConfigError(f"darknet.fork is {spec.fork} but the source is {built.fork.value}")

@@ -41,9 +41,10 @@ from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darkn
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
-from orchestrator.atomic import atomic_write_text
-from orchestrator.errors import ConfigError
-from orchestrator.process import ManagedProcess
+from orchestrator.core.atomic import atomic_write_text
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.logs import get_logger
+from orchestrator.core.process import ManagedProcess
 
 POLL_SECONDS = 0.2
 STOPPING_POLL_SECONDS = 0.005
@@ -51,7 +52,7 @@ STOPPING_POLL_SECONDS = 0.005
 FATAL_PROBLEMS = {"nan_loss", "out_of_memory", "file_not_found", "batch_too_small", "bad_annotation"}
 STOP_TIMEOUT = 30.0
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def _digest(*parts: Any) -> str:
@@ -79,7 +80,6 @@ def tag_best(manifest: Manifest, key: str) -> Manifest:
 
 
 class DarknetJob(JobKind):
-    kind = "darknet"
     spec: DarknetSpec
 
     # -- paths -----------------------------------------------------------------------------------------------

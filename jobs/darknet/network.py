@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.darknet.cfg import DarknetCfg, Section
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 FLOAT_BYTES = 4
 

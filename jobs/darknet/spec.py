@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from orchestrator.spec import Duration, ExpandedPath, JobSpecBase, StrictModel
+from orchestrator.core.spec import Duration, ExpandedPath, JobSpecBase, StrictModel
 
 TEMPLATE_NAMES = ("yolov3", "yolov3-tiny", "yolov4", "yolov4-tiny")
 
@@ -104,7 +104,6 @@ class TrainSpec(StrictModel):
 class DarknetSpec(JobSpecBase):
     """Train a YOLO detector with darknet across sessions that vanish."""
 
-    kind: Literal["darknet"]
     darknet: DarknetSourceSpec
     dataset: DatasetSpec
     cfg: str = Field(description=f"A template ({', '.join(TEMPLATE_NAMES)}) or a path to a .cfg file.")

@@ -11,7 +11,6 @@ header, error pages saved under a weights name, and (optionally) NaN/inf paramet
 
 from __future__ import annotations
 
-import logging
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +18,14 @@ from pathlib import Path
 from checkpoints.validators import Verdict, looks_like_error_page
 from jobs.darknet.cfg import DarknetCfg
 from jobs.darknet.network import FLOAT_BYTES, header_bytes, parameter_count
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.logs import get_logger
 
 _SNIFF = 4096
 _MAX_VERSION_PART = 1000  # real files have 0.1.0 / 0.2.0 / 0.2.5; anything huge is not a weights header
 _SCAN_CHUNK_FLOATS = 4 << 20
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

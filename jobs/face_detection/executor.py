@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jobs.face_detection.chunks import ChunkResult, missing_spans
-from jobs.face_detection.ledger import FaceLedger, InputOutcome
+from jobs.face_detection.ledger import FaceLedger, InputOutcome, InputStatus
+from jobs.face_detection.pipeline import RunStatus
 from jobs.face_detection.video_source import InputError, is_image
 
 
@@ -43,8 +44,8 @@ class ExecutorHooks:
 
 
 class Executor(Protocol):
-    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> str:
-        """Make, commit and publish the tasks' chunks; ``"done"`` or ``"stopped"`` (stop requested)."""
+    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> RunStatus:
+        """Make, commit and publish the tasks' chunks; DONE, or STOPPED (stop requested)."""
 
     def status(self) -> dict[str, Any]:
         """Facts for the status file (workers, ...)."""
@@ -85,15 +86,15 @@ class LocalExecutor:
     def status(self) -> dict[str, Any]:
         return {"executor": "local"}
 
-    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> str:
+    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> RunStatus:
         for task in tasks:
             if hooks.should_stop():
-                return "stopped"
+                return RunStatus.STOPPED
             outcome = self._run_one(task, ledger, hooks)
             if outcome is None:
-                return "stopped"
+                return RunStatus.STOPPED
             hooks.on_finished(task, outcome)
-        return "done"
+        return RunStatus.DONE
 
     @staticmethod
     def _commit(ledger: FaceLedger, hooks: ExecutorHooks, counted: list[int] | None = None
@@ -116,7 +117,7 @@ class LocalExecutor:
                 self._commit(ledger, hooks)(self.pipeline.image_chunk(task.path, task.name, task.fingerprint))
             except InputError as exc:
                 ledger.record_failure(task.name, task.fingerprint, str(exc))
-                return InputOutcome("failed", str(exc))
+                return InputOutcome(InputStatus.FAILED, str(exc))
             return finish_input(task, ledger, video_format)
         maker = ChunkMaker(self.pipeline, task.path, task.name, task.fingerprint)
         try:
@@ -129,11 +130,11 @@ class LocalExecutor:
 
                     result = maker.run(first, stop, self._commit(ledger, hooks, counted), hooks.should_stop,
                                        on_frames)
-                    if result.status == "stopped":
+                    if result.status is RunStatus.STOPPED:
                         return None
-                    if result.status == "failed":
+                    if result.status is RunStatus.FAILED:
                         ledger.record_failure(task.name, task.fingerprint, result.reason)
-                        return InputOutcome("failed", result.reason)
+                        return InputOutcome(InputStatus.FAILED, result.reason)
                 state = ledger.chunks(task.name, task.fingerprint)
         finally:
             maker.close()
@@ -143,7 +144,7 @@ class LocalExecutor:
 def process_inputs(
     executor: Executor, ledger: FaceLedger, paths: list[Path], fingerprint: Callable[[Path], str],
     frame_step: int, frames_per_chunk: int, hooks: ExecutorHooks | None = None,
-) -> tuple[str, dict[str, InputOutcome], set[str]]:
+) -> tuple[RunStatus, dict[str, InputOutcome], set[str]]:
     """Run ``executor`` over ``paths`` (output names: their stems) outside a job, as benchmarks and tests do.
     Returns the executor's result, each input's outcome and the names found finished already."""
     from jobs.face_detection.job import declared_frames

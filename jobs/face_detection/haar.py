@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from jobs.face_detection.detections import Face
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 CASCADE = "haarcascade_frontalface_default.xml"
 

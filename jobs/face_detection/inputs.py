@@ -7,8 +7,8 @@ from pathlib import Path
 
 from jobs.face_detection.spec import FaceDetectionSpec
 from jobs.face_detection.video_source import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from orchestrator.atomic import is_temp_name
-from orchestrator.errors import ConfigError
+from orchestrator.core.atomic import is_temp_name
+from orchestrator.core.errors import ConfigError
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 

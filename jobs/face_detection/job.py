@@ -22,12 +22,12 @@ from jobs.face_detection.chunks import ChunkResult
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
 from jobs.face_detection.executor import Executor, ExecutorHooks, InputTask, LocalExecutor, plan_inputs
 from jobs.face_detection.inputs import discover_inputs, output_names
-from jobs.face_detection.ledger import FaceLedger, InputOutcome
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+from jobs.face_detection.ledger import FaceLedger, InputOutcome, InputStatus
+from jobs.face_detection.pipeline import FacePipeline, PipelineSettings, RunStatus
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec, RayExecutorSpec
 from jobs.face_detection.video_source import is_image
-from orchestrator.atomic import atomic_write_json
-from orchestrator.errors import ConfigError
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.errors import ConfigError
 
 STATUS_FILE = "batch_status.json"
 CHUNK_PATTERNS = ("*.chunk",)
@@ -101,7 +101,6 @@ def declared_frames(path: Path, frame_step: int) -> int:
 
 
 class FaceDetectionJob(JobKind):
-    kind = "face_detection"
     spec: FaceDetectionSpec
 
     @property
@@ -151,8 +150,8 @@ class FaceDetectionJob(JobKind):
         ctx.log.info("%d inputs (%d to do), about %d frames to process, model %s, executor %s", len(inputs),
                      len(tasks), tally.total_frames, spec.model, spec.executor.type)
         hooks = self._hooks(ctx, tally, executor)
-        result = executor.run(tasks, ledger, hooks) if tasks else "done"
-        if result == "stopped":
+        result = executor.run(tasks, ledger, hooks) if tasks else RunStatus.DONE
+        if result is RunStatus.STOPPED:
             self._report(ctx, tally, executor)
             return Stopped(ctx.stop_requested() or "stop")
         self._write_status(tally, executor, finished=True)
@@ -176,9 +175,9 @@ class FaceDetectionJob(JobKind):
                 tally.in_flight.pop(task.name, None)
                 tally.committed.pop(task.name, None)
             self._count(tally, outcome, tally.expected.get(task.name, 0), task.name)
-            ctx.record_event(f"input_{outcome.status}", input=str(task.path), name=task.name,
+            ctx.record_event(f"input_{outcome.status.value}", input=str(task.path), name=task.name,
                              frames=outcome.frames, faces=outcome.faces, reason=outcome.reason or None)
-            ctx.log.info("%s: %s%s", task.name, outcome.status, f" ({outcome.reason})" if outcome.reason else "")
+            ctx.log.info("%s: %s%s", task.name, outcome.status.value, f" ({outcome.reason})" if outcome.reason else "")
             self._report(ctx, tally, executor)
 
         return ExecutorHooks(should_stop=lambda: ctx.stop_requested() is not None, on_frames=on_frames,
@@ -187,8 +186,8 @@ class FaceDetectionJob(JobKind):
     @staticmethod
     def _count(tally: _Tally, outcome: InputOutcome, expected: int, name: str) -> None:
         with tally.lock:
-            tally.finished_frames += outcome.frames if outcome.status == "done" else expected
-            if outcome.status == "done":
+            tally.finished_frames += outcome.frames if outcome.status is InputStatus.DONE else expected
+            if outcome.status is InputStatus.DONE:
                 tally.done += 1
             else:
                 tally.failed += 1

@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +32,24 @@ from checkpoints.manifest import ManifestRecord
 from jobs.face_detection.chunks import ChunkResult, InputChunks, chunk_record_name, parse_chunk_record_name
 from jobs.face_detection.video_out import join_segments, video_file_name, write_image
 from jobs.face_detection.video_source import SourceInfo, truncation_reason
-from orchestrator.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from orchestrator.errors import StorageError
+from orchestrator.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from orchestrator.core.errors import StorageError
 
 log = logging.getLogger(__name__)
+
+
+class InputStatus(str, Enum):
+    """How an input ended (``str`` values: journaled as ``input_<status>``)."""
+
+    DONE = "done"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
 class InputOutcome:
     """What finishing (or finding finished) an input came to."""
 
-    status: str  # "done" | "failed"
+    status: InputStatus
     reason: str = ""
     frames: int = 0
     faces: int = 0
@@ -178,8 +186,8 @@ class FaceLedger:
             if record_name in self._records:
                 doc = json.loads((self.output_dir / record_name).read_text(encoding="utf-8"))
                 if state == "failed":
-                    return InputOutcome("failed", str(doc.get("reason", "")))
-                return InputOutcome("done", frames=int(doc.get("frames_processed", 0)),
+                    return InputOutcome(InputStatus.FAILED, str(doc.get("reason", "")))
+                return InputOutcome(InputStatus.DONE, frames=int(doc.get("frames_processed", 0)),
                                     faces=int(doc.get("faces_total", 0)), fps=float(doc.get("fps_achieved", 0.0)))
         raise StorageError(f"{name} has no recorded outcome in {self.store}")
 
@@ -252,7 +260,7 @@ class FaceLedger:
             reason = None if image else truncation_reason(info, last.source_frames)
             if reason is not None:
                 self.record_failure(name, fingerprint, reason)
-                return InputOutcome("failed", reason)
+                return InputOutcome(InputStatus.FAILED, reason)
             frames = sum(c.frames for c in chunks)
             faces = sum(c.faces for c in chunks)
             seconds = sum(c.seconds for c in chunks)
@@ -294,7 +302,7 @@ class FaceLedger:
             (self.output_dir / failed_name(name)).unlink(missing_ok=True)
             self._forget({n: r for n, r in self._records.items() if n == failed_name(name)})
             self._forget_chunks(name)
-            return InputOutcome("done", frames=frames, faces=faces, fps=summary["fps_achieved"])
+            return InputOutcome(InputStatus.DONE, frames=frames, faces=faces, fps=summary["fps_achieved"])
 
     def _forget_chunks(self, name: str) -> None:
         self._forget({n: r for n, r in self._records.items()
@@ -313,4 +321,4 @@ class FaceLedger:
         return sum(int(self._header(name, fingerprint, i)["frames"]) for i in state.committed)
 
 
-__all__ = ["FaceLedger", "InputOutcome", "detections_name", "failed_name", "summary_name"]
+__all__ = ["FaceLedger", "InputOutcome", "InputStatus", "detections_name", "failed_name", "summary_name"]

@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
-from orchestrator.atomic import temp_path_for
+from orchestrator.core.atomic import temp_path_for
 
 AVI_PART_LIMIT = 1_900_000_000
 _KEYFRAME = 0x10

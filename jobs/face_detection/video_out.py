@@ -29,15 +29,16 @@ import numpy as np
 
 from jobs.face_detection.annotate import encode_jpeg
 from jobs.face_detection.mjpeg_avi import iter_packed, pack_segment, write_avi_files
-from orchestrator.atomic import atomic_write_bytes, temp_path_for
-from orchestrator.errors import ConfigError
+from orchestrator.core.atomic import atomic_write_bytes, temp_path_for
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.install import install_hint
 
 VIDEO_FORMATS = ("mp4", "avi")
 X264_THREADS = 2  # fixed: the bytes of an encoded chunk must not depend on the machine
 X264_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-bf", "0", "-pix_fmt", "yuv420p",
              "-threads", str(X264_THREADS))
 FALLBACK_FPS = 25.0  # for inputs without a frame rate (the AVI writer does the same)
-MP4_INSTALL_HINT = "pip install imageio-ffmpeg (or use video: avi)"
+MP4_INSTALL_HINT = f"{install_hint('face')} (or use video: avi)"
 
 
 def ffmpeg_exe() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from jobs.face_detection.model import RetinaFace, build_retinaface
-from orchestrator.errors import CheckpointError, ConfigError
+from orchestrator.core.errors import CheckpointError, ConfigError
 
 #: A key only one backbone has, used to name the backbone a checkpoint was trained with.
 _SIGNATURE_KEYS = {"mobilenet0.25": "body.stage1.0.0.weight", "resnet50": "body.layer1.0.conv1.weight"}

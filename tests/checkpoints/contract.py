@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from checkpoints.store import CheckpointStore, StoreEntry
-from orchestrator.atomic import atomic_write_bytes
-from orchestrator.errors import StorageError
+from orchestrator.core.atomic import atomic_write_bytes
+from orchestrator.core.errors import StorageError
 
 AWKWARD_KEY = "run 1/ünïcödé ckpt/micro 300.weights"
 MB = 1 << 20

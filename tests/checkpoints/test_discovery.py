@@ -12,7 +12,7 @@ from checkpoints.manifest import ManifestStore
 from checkpoints.memory_store import MemoryStore
 from checkpoints.path_store import PathStore
 from checkpoints.restore import prepare_resume, restore_checkpoint
-from orchestrator.errors import CheckpointError
+from orchestrator.core.errors import CheckpointError
 from tests.checkpoints.darknet_like import FIXTURES, MicroWeightsValidator
 
 PJ = FIXTURES / "pjreddie"

@@ -12,7 +12,7 @@ import pytest
 
 from checkpoints.drive_retry import DriveRetry
 from checkpoints.drive_store import DriveStore
-from orchestrator.errors import QuotaExceededError, StorageError
+from orchestrator.core.errors import QuotaExceededError, StorageError
 from tests.checkpoints.drive_server import DriveFake, loopback_store
 
 KIB = 1024
@@ -56,7 +56,7 @@ def test_upload_survives_transient_http_faults(
     fake: DriveFake, store: DriveStore, src: Path, kind: str, on: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.inject(kind, on=on, times=2, skip=2 if on == "chunk" else 0)
-    with caplog.at_level(logging.WARNING, logger="checkpoints.drive_retry"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.checkpoints.drive_retry"):
         store.upload(src, "ckpt/w.weights")
     assert not fake.faults, "the faults were not hit"
     _assert_published(store, fake, src, "ckpt/w.weights")

@@ -14,7 +14,7 @@ import pytest
 from checkpoints.drive_auth import DRIVE_SCOPES, load_credentials, static_drive_document
 from checkpoints.drive_layout import GEN_PROP, KEY_PROP, PENDING_PROP
 from checkpoints.drive_store import DriveStore
-from orchestrator.errors import ConfigError, StorageError
+from orchestrator.core.errors import ConfigError, StorageError
 from tests.checkpoints.contract import StoreContract
 from tests.checkpoints.drive_server import DriveFake, loopback_store
 
@@ -300,7 +300,7 @@ def test_no_credentials_anywhere_is_a_config_error(tmp_path: Path, monkeypatch: 
 def test_from_spec_builds_an_offline_client(tmp_path: Path) -> None:
     pytest.importorskip("cryptography")
     from checkpoints.spec import DriveStoreSpec, open_store
-    from orchestrator.paths import JobPaths
+    from orchestrator.core.paths import JobPaths
 
     spec = DriveStoreSpec(
         type="drive",

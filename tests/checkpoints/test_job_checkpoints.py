@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 
 from checkpoints.job_checkpoints import JobCheckpoints, rows_as_json
-from checkpoints.spec import PathStoreSpec, RetentionSpec
-from orchestrator.errors import CheckpointError
-from orchestrator.paths import JobPaths
+from orchestrator.core.errors import CheckpointError
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.store_spec import PathStoreSpec, RetentionSpec
 from tests.checkpoints.darknet_like import FIXTURES, MicroWeightsValidator
 
 PJ = FIXTURES / "pjreddie"
 
 
 def _open(tmp_path: Path, machine: str) -> JobCheckpoints:
-    paths = JobPaths(home=tmp_path / "drive" / "job", work=tmp_path / machine / "job")
+    paths = JobPaths(home=tmp_path / "drive" / "job", local=tmp_path / machine / "job")
     return JobCheckpoints.open(
         PathStoreSpec(),
         RetentionSpec(keep_last=1),

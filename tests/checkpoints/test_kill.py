@@ -15,7 +15,7 @@ import pytest
 
 from checkpoints.manifest import MANIFEST_KEY, Manifest, ManifestStore
 from checkpoints.path_store import PathStore
-from checkpoints.retention import RetentionPolicy, apply_retention
+from checkpoints.retention import RetentionSpec, apply_retention
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from checkpoints.manifest import ManifestStore
 from checkpoints.path_store import PathStore
-from checkpoints.retention import RetentionPolicy, apply_retention
+from checkpoints.retention import RetentionSpec, apply_retention
 
 store = PathStore(Path(sys.argv[2]), max_entries_per_folder=4)
 manifests = ManifestStore(store, session=str(os.getpid()))
@@ -36,7 +36,7 @@ for counter in range(start + 1, start + 10_000):
     src.write_bytes(os.urandom(rng.randint(1, 3 << 20)))
     manifests.publish(src, "net.weights", counter=counter)
     print(counter, flush=True)
-    apply_retention(manifests, RetentionPolicy(keep_last=2))
+    apply_retention(manifests, RetentionSpec(keep_last=2))
 """
 
 
@@ -79,7 +79,7 @@ def test_kill_9_during_publish_and_retention_loses_nothing(tmp_path: Path) -> No
     manifests = ManifestStore(store)
     manifests.publish(src, "net.weights", counter=newest + 1)
     store.sweep_partials(older_than=0)
-    apply_retention(manifests, RetentionPolicy(keep_last=2))
+    apply_retention(manifests, RetentionSpec(keep_last=2))
     manifest = _check_store(store)
     assert {e.key for e in store.list("checkpoints/")} == {r.key for r in manifest.records}
     assert len(manifest.records) == 2

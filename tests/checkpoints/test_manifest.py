@@ -9,7 +9,7 @@ from checkpoints.manifest import MANIFEST_KEY, MANIFEST_PREV_KEY, Manifest, Mani
 from checkpoints.memory_store import MemoryStore
 from checkpoints.path_store import PathStore
 from checkpoints.store import StoreEntry
-from orchestrator.errors import StateError, StorageError
+from orchestrator.core.errors import StateError, StorageError
 
 
 def _src(tmp_path: Path, name: str, data: bytes) -> Path:

@@ -8,8 +8,8 @@ import pytest
 
 from checkpoints.memory_store import MemoryStore
 from checkpoints.path_store import PathStore
-from orchestrator.atomic import temp_path_for
-from orchestrator.errors import StorageError
+from orchestrator.core.atomic import temp_path_for
+from orchestrator.core.errors import StorageError
 from tests.checkpoints.contract import StoreContract
 
 

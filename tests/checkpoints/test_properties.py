@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from checkpoints.discovery import Candidate, Judged, checkpoint_rows
 from checkpoints.manifest import Manifest, ManifestRecord, checkpoint_key
-from checkpoints.retention import RetentionPolicy, plan_retention
+from checkpoints.retention import RetentionSpec, plan_retention
 
 counters = st.lists(st.one_of(st.none(), st.integers(0, 5000)), min_size=1, max_size=40)
 
@@ -44,7 +44,7 @@ def test_retention_plan_invariants(
     values: list[int | None], keep_last: int, every: int | None, tagged: set[int]
 ) -> None:
     manifest = _manifest(values, tagged)
-    policy = RetentionPolicy(keep_last=keep_last, milestone_every=every)
+    policy = RetentionSpec(keep_last=keep_last, milestone_every=every)
     plan = plan_retention(manifest, policy)
     ordered = manifest.newest_first()
     deleted = {r.key for r in plan.delete}

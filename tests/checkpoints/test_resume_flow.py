@@ -8,10 +8,10 @@ from pathlib import Path
 from checkpoints.discovery import checkpoint_rows, judge_all
 from checkpoints.manifest import ManifestRecord, ManifestStore
 from checkpoints.restore import prepare_resume
-from checkpoints.retention import RetentionPolicy, apply_retention
+from checkpoints.retention import RetentionSpec, apply_retention
 from checkpoints.spec import PathStoreSpec, open_store
 from checkpoints.sync import CheckpointSync
-from orchestrator.paths import JobPaths
+from orchestrator.core.paths import JobPaths
 from tests.checkpoints.darknet_like import FIXTURES, MicroWeightsValidator
 
 PJ = FIXTURES / "pjreddie"
@@ -19,12 +19,12 @@ PJ = FIXTURES / "pjreddie"
 
 def test_train_sync_die_resume_on_a_new_machine(tmp_path: Path) -> None:
     home = tmp_path / "drive" / "MyDrive" / "jobs ü" / "micro"
-    machine1 = JobPaths(home=home, work=tmp_path / "machine 1" / "micro")
+    machine1 = JobPaths(home=home, local=tmp_path / "machine 1" / "micro")
     store = open_store(PathStoreSpec(max_entries_per_folder=3), machine1)
     manifests = ManifestStore(store, session="session-1")
     backup = machine1.work / "backup"
     backup.mkdir(parents=True)
-    policy = RetentionPolicy(keep_last=2)
+    policy = RetentionSpec(keep_last=2)
 
     def retain(record: ManifestRecord) -> None:
         apply_retention(manifests, policy)
@@ -48,7 +48,7 @@ def test_train_sync_die_resume_on_a_new_machine(tmp_path: Path) -> None:
     manifest = ManifestStore(store).load()
     assert sorted((r.name, r.counter) for r in manifest.records) == [("micro.backup", 200), ("micro_200.weights", 200)]
 
-    machine2 = JobPaths(home=home, work=tmp_path / "machine 2" / "micro")
+    machine2 = JobPaths(home=home, local=tmp_path / "machine 2" / "micro")
     point = prepare_resume(
         open_store(None, machine2), manifest, machine2.work / "backup", validator=MicroWeightsValidator()
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -8,11 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from checkpoints.manifest import Manifest, ManifestRecord
 from checkpoints.path_store import PathStore
-from checkpoints.retention import RetentionPolicy
-from checkpoints.spec import DriveStoreSpec, PathStoreSpec, RetentionSpec, StoreSpec, open_store
-from orchestrator.errors import ConfigError
-from orchestrator.paths import JobPaths
+from checkpoints.retention import plan_retention
+from checkpoints.spec import open_store
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.store_spec import DriveStoreSpec, PathStoreSpec, RetentionSpec, StoreSpec
 
 STORE = TypeAdapter(StoreSpec)
 
@@ -38,14 +41,20 @@ def test_unknown_keys_and_bad_values_are_rejected() -> None:
         RetentionSpec(keep_last=0)
 
 
-def test_retention_spec_to_policy() -> None:
-    spec = RetentionSpec.model_validate({"keep_last": 5, "milestone_every": 1000})
-    assert spec.policy() == RetentionPolicy(keep_last=5, milestone_every=1000)
-    assert RetentionSpec().policy() == RetentionPolicy()
+def test_retention_section_plans_retention_directly() -> None:
+    """The job file's retention: section is the policy retention plans with (no second copy of its fields)."""
+    spec = RetentionSpec.model_validate({"keep_last": 1, "milestone_every": 20})
+    records = tuple(ManifestRecord(key=f"checkpoints/{n:08d}-c{n}.pt", seq=n, counter=10 * n, size=1,
+                                   sha256="0" * 64, name=f"c{n}.pt", created=float(n))
+                    for n in range(1, 5))
+    plan = plan_retention(Manifest(records=records), spec)
+    assert sorted(r.counter for r in plan.delete) == [10, 30]  # 40 newest, 20 a milestone
+    with pytest.raises(ValidationError, match="frozen"):
+        spec.keep_last = 2  # type: ignore[misc]
 
 
 def test_open_path_store_defaults_to_job_home(tmp_path: Path) -> None:
-    paths = JobPaths(home=tmp_path / "home", work=tmp_path / "work")
+    paths = JobPaths(home=tmp_path / "home", local=tmp_path / "work")
     store = open_store(None, paths)
     assert isinstance(store, PathStore) and store.root == paths.store_root
     custom = open_store(PathStoreSpec(path=tmp_path / "elsewhere", max_entries_per_folder=50), paths)
@@ -81,7 +90,7 @@ def test_missing_google_libraries_give_install_hint(
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setitem(sys.modules, "googleapiclient", None)  # as if not installed
     fake_drive("import googleapiclient.discovery\n")
-    with pytest.raises(ConfigError, match=r"pip install 'orchestrator\[drive\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'gpu-orchestrator\[drive\]'"):
         open_store(DriveStoreSpec(type="drive", folder_id="f"), JobPaths(tmp_path, tmp_path))
 
 
@@ -120,4 +129,5 @@ def test_package_exports_resolve() -> None:
     import checkpoints
 
     for name in checkpoints.__all__:
-        assert getattr(checkpoints, name) is not None, name
+        home = importlib.import_module(checkpoints._EXPORTS[name])
+        assert getattr(checkpoints, name) is getattr(home, name), f"checkpoints.{name} is not {home.__name__}.{name}"

@@ -16,7 +16,7 @@ from checkpoints.path_store import PathStore
 from checkpoints.store import StoreEntry
 from checkpoints.sync import CheckpointSync
 from checkpoints.validators import Verdict
-from orchestrator.errors import StorageError
+from orchestrator.core.errors import StorageError
 
 MAGIC = b"CKPT"
 HEADER = 4 + 8 + 32

@@ -17,7 +17,7 @@ from checkpoints.memory_store import MemoryStore
 from darknet_patch.build import BuildCache, BuildKey, check_binary, ensure_darknet, run_make
 from darknet_patch.fork import Fork
 from darknet_patch.makefile import BuildFlags, read_switch
-from orchestrator.errors import BuildError
+from orchestrator.core.errors import BuildError
 
 DATA = Path(__file__).resolve().parent / "data"
 

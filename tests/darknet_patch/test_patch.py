@@ -18,7 +18,7 @@ from darknet_patch.makefile import (
     set_switch,
 )
 from darknet_patch.source import apply_patches, patch_cudnn8, patch_no_display
-from orchestrator.errors import BuildError
+from orchestrator.core.errors import BuildError
 
 DATA = Path(__file__).resolve().parent / "data"
 PJ_HEAD = (DATA / "pjreddie.Makefile.head").read_text()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.command.checkpoints import counter_from_name, scan_checkpoints
-from orchestrator.cli import main
+from orchestrator.app.cli import main
 from tests.conftest import cli, job_yaml
 
 

@@ -7,7 +7,7 @@ import pytest
 from jobs.darknet.cfg import CfgEditor, load_cfg, parse_cfg
 from jobs.darknet.classes import TEMPLATES, adapt_cfg, check_classes, load_template, training_schedule, validate_classes
 from jobs.darknet.network import header_bytes, walk_network, weights_size
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "darknet"
 

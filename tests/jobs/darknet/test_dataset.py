@@ -15,7 +15,7 @@ from jobs.darknet.dataset import (
     shard_names,
 )
 from jobs.darknet.voc import check_yolo_lines, parse_voc, to_yolo_lines
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 
 def voc_xml(objects: list[tuple[str, float, float, float, float]], width: int = 200, height: int = 100) -> bytes:

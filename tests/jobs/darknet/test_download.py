@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobs.darknet.download import download
-from orchestrator.errors import StorageError
+from orchestrator.core.errors import StorageError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 

@@ -8,7 +8,6 @@ import pytest
 from checkpoints.path_store import PathStore
 from darknet_patch.fork import Fork
 from jobs.darknet.environment import (
-    GpuFacts,
     ensure_aliases,
     fetch_source,
     prepare_darknet,
@@ -16,12 +15,13 @@ from jobs.darknet.environment import (
     resolve_flags,
 )
 from jobs.darknet.spec import BuildSpec, DarknetSourceSpec
-from orchestrator.errors import ConfigError
-from tests.jobs.darknet.test_job import fake_binary
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.gpu import Gpu, GpuFacts
 from tests.darknet_patch.test_build import make_buildable_tree
+from tests.jobs.darknet.test_job import fake_binary
 
-T4 = GpuFacts(present=True, compute_capability="7.5", cuda_version="12.2")
-CPU = GpuFacts(present=False, compute_capability=None, cuda_version=None)
+T4 = GpuFacts(gpus=(Gpu(0, "Tesla T4", "15360 MiB", "7.5"),), cuda_version="12.2")
+CPU = GpuFacts()
 
 
 def test_auto_flags_follow_the_machine() -> None:

@@ -23,8 +23,8 @@ from checkpoints.path_store import PathStore
 from jobs.darknet.cfg import load_cfg
 from jobs.darknet.job import DarknetJob, tag_best
 from jobs.darknet.weights import DarknetWeightsValidator
-from orchestrator.jobfile import load_job_file
-from orchestrator.paths import JobPaths
+from orchestrator.app.jobfile import load_job_file
+from orchestrator.core.paths import JobPaths
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE = ROOT / "tests" / "fakes" / "darknet"

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from jobs.darknet.spec import DarknetSpec
-from orchestrator.errors import ConfigError
-from orchestrator.jobfile import load_job_file, parse_job_text
+from orchestrator.app.jobfile import load_job_file, parse_job_text
+from orchestrator.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "darknet.yaml"
 

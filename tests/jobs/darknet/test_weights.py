@@ -114,7 +114,7 @@ def test_garbage_header_is_rejected(validator: DarknetWeightsValidator, tmp_path
 
 def test_pretrained_check_accepts_partial_and_refuses_cut_or_foreign_files(tmp_path: Path) -> None:
     from jobs.darknet.weights import check_pretrained
-    from orchestrator.errors import ConfigError
+    from orchestrator.core.errors import ConfigError
 
     cfg = load_cfg(FIXTURES / "micro.cfg")
     partial = tmp_path / "micro.conv.4"

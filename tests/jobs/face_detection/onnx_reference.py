@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jobs.face_detection.onnx_graph import OnnxGraph, OnnxNode
+from jobs.face_detection.onnx import OnnxGraph, OnnxNode
 
 
 def _run_node(node: OnnxNode, args: list[torch.Tensor | None]) -> torch.Tensor:

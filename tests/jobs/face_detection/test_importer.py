@@ -14,8 +14,8 @@ from jobs.face_detection.importer import (
     read_package_onnx,
 )
 from jobs.face_detection.model import build_retinaface
-from jobs.face_detection.onnx_graph import OnnxFormatError, read_onnx_graph
-from orchestrator.errors import CheckpointError
+from jobs.face_detection.onnx import OnnxFormatError, read_onnx_graph
+from orchestrator.core.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")

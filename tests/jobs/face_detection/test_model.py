@@ -7,7 +7,7 @@ import torch
 
 from jobs.face_detection.model import build_retinaface
 from jobs.face_detection.weights import identify_backbone, load_retinaface, read_state_dict
-from orchestrator.errors import CheckpointError, ConfigError
+from orchestrator.core.errors import CheckpointError, ConfigError
 
 
 def test_mobilenet_state_dict_has_reference_keys_and_shapes() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from jobs.face_detection.inputs import discover_inputs, output_names
 from jobs.face_detection.spec import FaceDetectionSpec
-from orchestrator.errors import ConfigError
-from orchestrator.jobfile import parse_job_text
+from orchestrator.app.jobfile import parse_job_text
+from orchestrator.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 

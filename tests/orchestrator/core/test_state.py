@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import StateError
-from orchestrator.journal import Journal
-from orchestrator.paths import JobPaths
-from orchestrator.state import TRANSITIONS, JobRecord, JobState, StateStore, check_transition, decode_state
+from orchestrator.core.errors import StateError
+from orchestrator.core.journal import Journal
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.state import TRANSITIONS, JobRecord, JobState, StateStore, check_transition, decode_state
 
 
 def make_store(tmp_path: Path) -> StateStore:
-    paths = JobPaths(home=tmp_path / "home ü", work=tmp_path / "work")
+    paths = JobPaths(home=tmp_path / "home ü", local=tmp_path / "work")
     paths.home.mkdir()
     return StateStore(paths, Journal(paths.journal))
 

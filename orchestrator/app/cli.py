@@ -1,4 +1,5 @@
-"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints} ...``.
+"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints} ...``, a thin layer over
+the public API (``orchestrator.app.api``).
 
 Exit codes: 0 completed / ok, 75 paused (run the same command again to continue), 2 bad job file or usage,
 3 another live session holds the job, 4 the job failed (see ``status``; ``run --retry`` resumes it).
@@ -14,12 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError, OrchestratorError
-from orchestrator.jobfile import json_schema, load_job_file
-from orchestrator.logs import setup_console_logging
-from orchestrator.paths import JobPaths
-from orchestrator.spec import JobSpecBase
-from orchestrator.state import JobState
+from orchestrator.app import api
+from orchestrator.app.jobfile import json_schema
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.logs import setup_console_logging
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.state import JobState
 
 log = logging.getLogger("orchestrator")
 
@@ -46,22 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _spec_and_paths(target: Path) -> tuple[JobSpecBase | None, JobPaths]:
-    if target.is_dir():
-        paths = JobPaths.for_home(target)
-        if not paths.state.exists() and not paths.state_prev.exists() and not paths.spec_copy.exists():
-            raise ConfigError(f"{target}: not a job folder (no state.json); give the job file or the job's folder")
-        return None, paths
-    spec = load_job_file(target)
-    return spec, JobPaths.for_spec(spec)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from orchestrator.runner import JobRunner
-
+    spec = api.load_job(args.job)
     setup_console_logging(args.verbose)
-    spec = load_job_file(args.job)
-    result = JobRunner(spec).run(takeover=args.takeover, retry=args.retry, reopen=args.reopen)
+    result = api.run(spec, takeover=args.takeover, retry=args.retry, reopen=args.reopen, console=False)
     if result.state is JobState.COMPLETED:
         print(f"job {spec.name} completed")
     elif result.state is not JobState.FAILED:
@@ -71,35 +60,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _saved_lease_ttl(paths: JobPaths) -> float:
-    try:
-        return float(json.loads(paths.spec_copy.read_text())["session"]["lease_ttl"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 600.0
-
-
-def _job_kind(spec: JobSpecBase, paths: JobPaths) -> Any:
-    from jobs.registry import load_job_kind
-
-    return load_job_kind(spec.kind)(spec, paths)
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    from orchestrator.status import format_status, job_status
+    from orchestrator.app.status import format_status
 
-    spec, paths = _spec_and_paths(args.job)
-    ttl = spec.session.lease_ttl if spec is not None else _saved_lease_ttl(paths)
-    extra = _job_kind(spec, paths).status_extra() if spec is not None else None
-    report = job_status(paths, lease_ttl=ttl, extra=extra)
+    report = api.status(args.job)
     if args.json:
-        print(json.dumps(report, indent=2, default=str))
+        print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         print(format_status(report))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_job_file(args.job)
+    spec = api.load_job(args.job)
     print(json.dumps(spec.model_dump(mode="json"), indent=2))
     return 0
 
@@ -112,9 +85,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_checkpoints(args: argparse.Namespace) -> int:
     from checkpoints.discovery import format_rows
     from checkpoints.job_checkpoints import rows_as_json
+    from jobs.registry import load_job_kind
 
-    spec = load_job_file(args.job)
-    catalog = _job_kind(spec, JobPaths.for_spec(spec)).checkpoints()
+    spec = api.load_job(args.job)
+    catalog = load_job_kind(spec.kind)(spec, JobPaths.for_spec(spec)).checkpoints()
     rows = catalog.rows() if catalog is not None else []
     if args.json:
         print(json.dumps(rows_as_json(rows), indent=2, default=str))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.atomic import atomic_open, atomic_write_bytes
+from orchestrator.core.atomic import atomic_open, atomic_write_bytes
 
 
 def test_failed_write_leaves_the_old_content_and_no_temp_file(tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from orchestrator.atomic import atomic_write_bytes
-from orchestrator.errors import StateError
-from orchestrator.journal import Journal
-from orchestrator.paths import JobPaths
+from orchestrator.core.atomic import atomic_write_bytes
+from orchestrator.core.errors import StateError
+from orchestrator.core.journal import Journal
+from orchestrator.core.paths import JobPaths
 
 STATE_FORMAT = "orchestrator-state/1"
 

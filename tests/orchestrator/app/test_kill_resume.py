@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.state import decode_state
+from orchestrator.core.state import decode_state
 from tests.conftest import cli, popen_cli
 
 TRIALS = 20

@@ -5,24 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.spec import JobSpecBase
+from orchestrator.core.errors import StateError
+from orchestrator.core.spec import JobSpecBase
 
 
 @dataclass(frozen=True)
 class JobPaths:
-    """The job's home (durable, e.g. on Drive) and its local work folder (scratch, gone with the machine)."""
+    """The job's home (durable, e.g. on Drive) and its local work folder (scratch, gone with the machine).
+
+    ``work`` is None for paths built from a home folder alone (``status <folder>``): such paths reach the
+    durable files only, and asking for the work folder says so.
+    """
 
     home: Path
-    work: Path
+    local: Path | None = None
+
+    @property
+    def work(self) -> Path:
+        if self.local is None:
+            raise StateError(f"{self.home}: the job's local work folder is unknown here (paths from the home "
+                             f"folder alone); give the job file instead")
+        return self.local
 
     @classmethod
     def for_spec(cls, spec: JobSpecBase) -> JobPaths:
-        return cls(home=spec.checkpoint_dir / spec.name, work=spec.work_dir / spec.name)
+        return cls(home=spec.checkpoint_dir / spec.name, local=spec.work_dir / spec.name)
 
     @classmethod
     def for_home(cls, home: Path) -> JobPaths:
         """Paths of an existing job given only its home folder (status on a folder)."""
-        return cls(home=home, work=home / ".no-work-dir")
+        return cls(home=home)
 
     # durable, in the job's home
     @property

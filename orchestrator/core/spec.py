@@ -1,7 +1,7 @@
 """Job spec models shared by every job kind: the fields every ``job.yaml`` has.
 
 Each job kind subclasses :class:`JobSpecBase` with ``kind: Literal["<name>"]`` and registers in
-``jobs.registry``; the loader (``orchestrator.jobfile``) validates a file against the union of all kinds.
+``jobs.registry``; the loader (``orchestrator.app.jobfile``) validates a file against the union of all kinds.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ from pathlib import Path
 
 from pydantic import Field
 
-from checkpoints.spec import RetentionSpec, StoreSpec, default_store_spec
-from orchestrator.fields import (
+from orchestrator.core.fields import (
     JOB_NAME_PATTERN,
     Duration,
     ExpandedPath,
     StrictModel,
     expand_env,
 )
+from orchestrator.core.store_spec import RetentionSpec, StoreSpec, default_store_spec
 
 __all__ = [
+    "DEFAULT_LEASE_TTL",
     "JOB_NAME_PATTERN",
     "Duration",
     "ExpandedPath",
@@ -31,6 +32,10 @@ __all__ = [
     "StrictModel",
     "expand_env",
 ]
+
+
+#: Seconds after its last heartbeat that a lease counts as stale (``session.lease_ttl``'s default).
+DEFAULT_LEASE_TTL = 600.0
 
 
 class SessionSpec(StrictModel):
@@ -44,7 +49,7 @@ class SessionSpec(StrictModel):
         description="Measure the session's age from machine boot (Colab VM), process start, or auto-detect.",
     )
     lease_ttl: Duration = Field(
-        600.0, description="A lease whose heartbeat is older than this is stale and taken over."
+        DEFAULT_LEASE_TTL, description="A lease whose heartbeat is older than this is stale and taken over."
     )
     heartbeat: Duration = Field(30.0, description="How often the lease heartbeat is renewed.")
 

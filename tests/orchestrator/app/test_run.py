@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.atomic import atomic_write_json
-from orchestrator.cli import main
-from orchestrator.journal import Journal
-from orchestrator.lease import LeaseInfo
+from orchestrator.app.cli import main
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.journal import Journal
+from orchestrator.core.lease import LeaseInfo
 from tests.conftest import cli, job_yaml, popen_cli
 
 

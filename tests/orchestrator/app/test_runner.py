@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
-from orchestrator.errors import BuildError
-from orchestrator.journal import Journal
-from orchestrator.jobfile import parse_job_text
-from orchestrator.runner import JobRunner
-from orchestrator.state import JobState
+from orchestrator.app.jobfile import parse_job_text
+from orchestrator.app.runner import JobRunner
+from orchestrator.core.errors import BuildError
+from orchestrator.core.journal import Journal
+from orchestrator.core.state import JobState
 
 
 class StepJob(JobKind):

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from orchestrator.atomic import atomic_write_json
-from orchestrator.errors import LeaseHeldError
-from orchestrator.paths import JobPaths
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.errors import LeaseHeldError
+from orchestrator.core.paths import JobPaths
 
 log = logging.getLogger(__name__)
 

@@ -9,20 +9,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-#: Loggers of our packages; the session log captures all of them.
-OUR_LOGGERS = ("orchestrator", "jobs", "checkpoints", "darknet_patch")
+#: The one root of our loggers: the console and the session log attach here and sweep in no other library's.
+ROOT_LOGGER = "orchestrator"
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def get_logger(module: str) -> logging.Logger:
+    """The logger of one of our modules, under :data:`ROOT_LOGGER` (``jobs.darknet.job`` -> ``orchestrator.jobs...``)."""
+    if module == ROOT_LOGGER or module.startswith(ROOT_LOGGER + "."):
+        return logging.getLogger(module)
+    return logging.getLogger(f"{ROOT_LOGGER}.{module}")
 
 
 def setup_console_logging(verbose: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    for name in OUR_LOGGERS:
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-        if not any(getattr(h, "_orchestrator_console", False) for h in logger.handlers):
-            handler._orchestrator_console = True  # type: ignore[attr-defined]
-            logger.addHandler(handler)
+    logger = logging.getLogger(ROOT_LOGGER)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not any(getattr(h, "_orchestrator_console", False) for h in logger.handlers):
+        handler._orchestrator_console = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
 
 
 @contextmanager
@@ -32,16 +38,14 @@ def session_log(path: Path) -> Iterator[None]:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.DEBUG)
-    loggers = [logging.getLogger(name) for name in OUR_LOGGERS]
-    for logger in loggers:
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
-        logger.addHandler(handler)
+    logger = logging.getLogger(ROOT_LOGGER)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
     try:
         yield
     finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
+        logger.removeHandler(handler)
         handler.close()
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.journal import Journal
+from orchestrator.core.journal import Journal
 
 
 def test_append_and_read_back_in_order(tmp_path: Path) -> None:
@@ -27,8 +27,7 @@ def test_torn_last_line_is_skipped_and_next_event_survives(tmp_path: Path) -> No
 def test_tail_reads_only_the_end_and_matches_full_read(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.jsonl")
     with open(journal.path, "w") as fh:
-        for i in range(20000):
-            fh.write(f'{{"t": {i}, "event": "e", "i": {i}, "pad": "{"x" * 40}"}}\n')
+        fh.writelines(f'{{"t": {i}, "event": "e", "i": {i}, "pad": "{"x" * 40}"}}\n' for i in range(20000))
     tail = journal.tail(5)
     assert [e["i"] for e in tail] == [19995, 19996, 19997, 19998, 19999]
     assert journal.tail(3000)[0]["i"] == 17000

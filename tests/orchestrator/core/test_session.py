@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from orchestrator.session import SessionClock, on_ephemeral_vm, session_start
+from orchestrator.core.session import SessionClock, on_ephemeral_vm, session_start
 
 
 def test_boot_clock_on_colab_counts_from_machine_boot() -> None:

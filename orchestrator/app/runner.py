@@ -21,16 +21,17 @@ from typing import Any
 
 from jobs.base import Completed, Crashed, JobKind, RunOutcome, Stopped
 from jobs.registry import load_job_kind
-from orchestrator.atomic import atomic_write_json
-from orchestrator.context import RunContext
-from orchestrator.errors import ConfigError, OrchestratorError, StateError
-from orchestrator.journal import Journal
-from orchestrator.lease import Lease, LeaseInfo
-from orchestrator.logs import session_log
-from orchestrator.paths import JobPaths
-from orchestrator.session import SessionClock, describe_gpu, hostname, new_session_id
-from orchestrator.spec import JobSpecBase
-from orchestrator.state import (
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.context import RunContext
+from orchestrator.core.errors import ConfigError, OrchestratorError, StateError
+from orchestrator.core.gpu import detect_gpus
+from orchestrator.core.journal import Journal
+from orchestrator.core.lease import Lease, LeaseInfo
+from orchestrator.core.logs import session_log
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.session import SessionClock, hostname, new_session_id
+from orchestrator.core.spec import JobSpecBase
+from orchestrator.core.state import (
     ACTIVE_STATES,
     ErrorRecord,
     JobRecord,
@@ -181,7 +182,7 @@ class JobRunner:
                  handle_signals: bool) -> RunResult:
         clock = SessionClock.for_spec(self.spec.session, now=self.now)
         index = len(record.sessions) + 1
-        session = SessionRecord(id=session_id, index=index, host=hostname(), pid=os.getpid(), gpu=describe_gpu(),
+        session = SessionRecord(id=session_id, index=index, host=hostname(), pid=os.getpid(), gpu=detect_gpus().describe(),
                                 clock=clock.source, started=self.now())
         record.sessions.append(session)
         if retry and record.state is JobState.FAILED:

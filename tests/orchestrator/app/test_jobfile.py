@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.errors import ConfigError
-from orchestrator.jobfile import parse_job_text
+from orchestrator.app.cli import main
+from orchestrator.app.jobfile import parse_job_text
+from orchestrator.core.errors import ConfigError
 from tests.conftest import job_yaml
 
 BASE = "name: j\nkind: command\ncheckpoint_dir: /tmp\ncommand: [python, x.py]\n"

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.journal import Journal
-from orchestrator.logs import ProgressDisplay
-from orchestrator.paths import JobPaths
-from orchestrator.session import SessionClock
-from orchestrator.spec import JobSpecBase
-from orchestrator.state import CheckpointRecord, JobRecord, StateStore
+from orchestrator.core.journal import Journal
+from orchestrator.core.logs import ProgressDisplay
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.session import SessionClock
+from orchestrator.core.spec import JobSpecBase
+from orchestrator.core.state import CheckpointRecord, JobRecord, StateStore
 
 #: Progress is persisted at most this often (seconds); checkpoints and state changes are persisted at once.
 PROGRESS_PERSIST_INTERVAL = 5.0

@@ -13,24 +13,47 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Discriminator, Tag, TypeAdapter, ValidationError
 
-from jobs.registry import KINDS, spec_models
-from orchestrator.errors import ConfigError
-from orchestrator.spec import JobSpecBase
+from jobs.registry import REGISTRY
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.spec import JobSpecBase
 
 Loc = tuple[Any, ...]
 
 
-@functools.cache
+def _kind_of(value: Any) -> Any:
+    return value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
+@functools.lru_cache(maxsize=4)
+def _adapter_for(version: int) -> TypeAdapter[Any]:
+    members = tuple(Annotated[entry.spec_model(), Tag(entry.name)] for entry in REGISTRY)
+    union = members[0] if len(members) == 1 else Union[members]  # noqa: UP007 - runtime union of models
+    return TypeAdapter(Annotated[union, Discriminator(_kind_of)])  # type: ignore[arg-type]
+
+
 def job_spec_adapter() -> TypeAdapter[Any]:
-    models = tuple(spec_models())
-    union = models[0] if len(models) == 1 else Union[models]  # noqa: UP007 - runtime union of models
-    return TypeAdapter(Annotated[union, Field(discriminator="kind")])  # type: ignore[arg-type]
+    """Validates a job file against the kind its ``kind:`` names; follows kinds registered later."""
+    return _adapter_for(REGISTRY.version)
 
 
 def json_schema() -> dict[str, Any]:
+    """JSON Schema of job files: one branch per registered kind, each with its ``kind`` constant."""
     schema = job_spec_adapter().json_schema()
+    definitions = schema.get("$defs", {})
+    branches = []
+    for entry in REGISTRY:
+        model = entry.spec_model()
+        branch = definitions.get(model.__name__)
+        if branch is None and schema.get("title") == model.__name__:
+            branch = schema
+        if branch is not None:
+            branch.setdefault("properties", {})["kind"] = {"const": entry.name, "title": "Kind"}
+        branches.append({"$ref": f"#/$defs/{model.__name__}"})
+    if len(branches) > 1:
+        schema["oneOf"] = branches
+        schema.pop("anyOf", None)
     schema["title"] = "orchestrator job file"
     return schema
 
@@ -120,20 +143,11 @@ def _describe(error: dict[str, Any], holder: type[BaseModel] | None) -> str:
     return f"{msg} (got {text[:60]})"
 
 
-def _spec_model_for(kind: Any) -> type[BaseModel] | None:
-    models: list[type[BaseModel]] = spec_models()
-    for model in models:
-        field = model.model_fields.get("kind")
-        if field is not None and typing.get_args(field.annotation) == (kind,):
-            return model
-    return None
-
-
 def parse_job_text(text: str, source: str, base_dir: Path) -> JobSpecBase:
     """Validate job-file text; ``source`` names it in errors."""
     if not text.strip():
         raise ConfigError(f"{source}: the job file is empty. A job file needs at least: name, kind "
-                          f"({', '.join(sorted(KINDS))}), checkpoint_dir, and the kind's own fields.")
+                          f"({', '.join(REGISTRY.names())}), checkpoint_dir, and the kind's own fields.")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.load(text, Loader=yaml.SafeLoader)
@@ -152,20 +166,20 @@ def parse_job_text(text: str, source: str, base_dir: Path) -> JobSpecBase:
         raise ConfigError(f"{source}:{line}: {format_loc(loc)}: key given twice")
     kind = data.get("kind")
     if kind is None:
-        raise ConfigError(f"{source}: kind: required field is missing; one of: {', '.join(sorted(KINDS))}")
-    if kind not in KINDS:
+        raise ConfigError(f"{source}: kind: required field is missing; one of: {', '.join(REGISTRY.names())}")
+    if kind not in REGISTRY:
         raise ConfigError(f"{source}:{lines.get(('kind',), '?')}: kind: unknown job kind {kind!r}; "
-                          f"one of: {', '.join(sorted(KINDS))}")
+                          f"one of: {', '.join(REGISTRY.names())}")
     try:
         return job_spec_adapter().validate_python(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        model = _spec_model_for(kind)
+        model = REGISTRY.get(kind).spec_model()
         messages = []
         for error in exc.errors():
             loc = tuple(error["loc"])
             if loc and loc[0] == kind:
                 loc = loc[1:]  # the discriminated union puts the tag first
-            loc, holder = walk_loc(model, loc) if model is not None else (loc, None)
+            loc, holder = walk_loc(model, loc)
             line_no = _line_for(loc, lines)
             where = f"{source}:{line_no}" if line_no else source
             messages.append(f"{where}: {format_loc(loc)}: {_describe(dict(error), holder)}")

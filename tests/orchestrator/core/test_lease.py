@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.atomic import atomic_write_json
-from orchestrator.errors import LeaseHeldError
-from orchestrator.lease import Lease, LeaseInfo, boot_id, read_lease, staleness
-from orchestrator.paths import JobPaths
-from orchestrator.session import hostname
+from orchestrator.core.atomic import atomic_write_json
+from orchestrator.core.errors import LeaseHeldError
+from orchestrator.core.lease import Lease, LeaseInfo, boot_id, read_lease, staleness
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.session import hostname
 
 
 def paths_in(tmp_path: Path) -> JobPaths:
-    paths = JobPaths(home=tmp_path / "home", work=tmp_path / "w")
+    paths = JobPaths(home=tmp_path / "home", local=tmp_path / "w")
     paths.home.mkdir()
     return paths
 

@@ -8,15 +8,13 @@ Colab and Kaggle VMs are created for the session, so the session's age is the ma
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchestrator.spec import SessionSpec
+from orchestrator.core.spec import SessionSpec
 
 
 def machine_uptime() -> float | None:
@@ -69,19 +67,6 @@ class SessionClock:
 
 def new_session_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-
-
-def describe_gpu() -> str | None:
-    """A one-line GPU description from nvidia-smi, or None on a CPU-only machine."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=15, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.splitlines()[0] if out else None
 
 
 def hostname() -> str:

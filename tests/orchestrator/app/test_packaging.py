@@ -13,9 +13,9 @@ HEAVY = ("torch", "cv2", "numpy", "matplotlib", "googleapiclient")
 def test_command_job_path_imports_no_heavy_extras() -> None:
     code = (
         "import sys\n"
-        "from orchestrator.cli import main\n"
-        "from orchestrator.jobfile import job_spec_adapter\n"
-        "from orchestrator.runner import JobRunner\n"
+        "from orchestrator.app.cli import main\n"
+        "from orchestrator.app.jobfile import job_spec_adapter\n"
+        "from orchestrator.app.runner import JobRunner\n"
         "import jobs.command.job, checkpoints.job_checkpoints, checkpoints.path_store\n"
         "job_spec_adapter()\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
@@ -25,7 +25,7 @@ def test_command_job_path_imports_no_heavy_extras() -> None:
 
 
 def test_every_kind_is_registered_with_its_extra() -> None:
-    from jobs.registry import KINDS
+    from jobs.registry import REGISTRY
 
-    assert {kind: extra for kind, (_, _, extra) in KINDS.items()} == {
+    assert {entry.name: entry.extra for entry in REGISTRY} == {
         "command": None, "darknet": "darknet", "face_detection": "face"}

@@ -1,0 +1,106 @@
+"""The public Python API: what ``python -m orchestrator`` does, as functions a notebook or a script can call.
+
+    import orchestrator
+    result = orchestrator.run("job.yaml")          # one session; again after a disconnect
+    if result.state is orchestrator.JobState.PAUSED:
+        ...                                        # run it again later: it resumes
+    report = orchestrator.status("job.yaml")       # or the job's folder; report.to_dict() == status --json
+
+An in-process ``run`` leaves the process as it found it: the SIGINT/SIGTERM handlers and our loggers' level,
+handlers and propagation are restored when it returns (or raises).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from jobs.registry import load_job_kind
+from orchestrator.app.jobfile import load_job_file
+from orchestrator.app.runner import JobRunner, RunResult
+from orchestrator.app.status import StatusReport, job_status
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.journal import Journal
+from orchestrator.core.logs import ROOT_LOGGER, setup_console_logging
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.spec import JobSpecBase, SessionSpec
+from orchestrator.core.state import StateStore
+
+__all__ = ["load_job", "run", "status"]
+
+JobRef = str | Path | JobSpecBase
+
+
+def load_job(path: str | Path) -> JobSpecBase:
+    """Read and validate a job file; raises :class:`~orchestrator.ConfigError` naming file, line and field."""
+    return load_job_file(Path(path))
+
+
+def _spec(job: JobRef) -> JobSpecBase:
+    return job if isinstance(job, JobSpecBase) else load_job(job)
+
+
+@contextmanager
+def _logging_restored() -> Iterator[None]:
+    logger = logging.getLogger(ROOT_LOGGER)
+    saved = (logger.level, list(logger.handlers), logger.propagate)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved[0])
+        for handler in list(logger.handlers):
+            if handler not in saved[1]:
+                logger.removeHandler(handler)
+        for handler in saved[1]:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+        logger.propagate = saved[2]
+
+
+def run(job: JobRef, *, retry: bool = False, reopen: bool = False, takeover: bool = False,
+        console: bool = True, verbose: bool = False, handle_signals: bool = True) -> RunResult:
+    """Run one session of ``job`` (a job file's path or a loaded spec): start it, or resume it where it stopped.
+
+    ``retry`` resumes a failed job, ``reopen`` continues a completed one with changed settings, ``takeover``
+    takes the job from a session whose machine is gone. ``console`` prints our log lines to stderr while it
+    runs. SIGINT/SIGTERM ask the job to checkpoint and pause (``handle_signals``; main thread only).
+    """
+    spec = _spec(job)
+    with _logging_restored():
+        if console:
+            setup_console_logging(verbose)
+        return JobRunner(spec).run(takeover=takeover, retry=retry, reopen=reopen, handle_signals=handle_signals)
+
+
+def saved_session_spec(paths: JobPaths) -> SessionSpec:
+    """The ``session:`` settings the job last ran with (``spec.json`` in its home), or the defaults."""
+    try:
+        return SessionSpec.model_validate(json.loads(paths.spec_copy.read_text(encoding="utf-8"))["session"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return SessionSpec()
+
+
+def _paths_of(job: JobRef) -> tuple[JobSpecBase | None, JobPaths]:
+    if isinstance(job, JobSpecBase):
+        return job, JobPaths.for_spec(job)
+    target = Path(job)
+    if target.is_dir():
+        paths = JobPaths.for_home(target)
+        if not StateStore(paths, Journal(paths.journal)).exists() and not paths.spec_copy.exists():
+            raise ConfigError(f"{target}: not a job folder (no state.json); give the job file or the job's folder")
+        return None, paths
+    spec = load_job(target)
+    return spec, JobPaths.for_spec(spec)
+
+
+def status(job_or_home: JobRef) -> StatusReport:
+    """Where a job stands: from its job file, its loaded spec, or its home folder in ``checkpoint_dir``."""
+    spec, paths = _paths_of(job_or_home)
+    if spec is not None:
+        extra: dict[str, Any] = load_job_kind(spec.kind)(spec, paths).status_extra()
+        return job_status(paths, lease_ttl=spec.session.lease_ttl, extra=extra)
+    return job_status(paths, lease_ttl=saved_session_spec(paths).lease_ttl)
