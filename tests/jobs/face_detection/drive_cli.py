@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from checkpoints.drive_auth import build_drive_service, plain_http_factory
 from checkpoints.drive_retry import DriveRetry
 from checkpoints.drive_store import DriveStore
-from orchestrator.cli import main
+from orchestrator.app.cli import main
 
 
 def loopback_from_spec(cls: type[DriveStore], spec: Any) -> DriveStore:
