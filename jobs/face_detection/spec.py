@@ -137,6 +137,13 @@ class FaceDetectionSpec(JobSpecBase):
         return value
 
     @model_validator(mode="after")
+    def _no_retention(self) -> FaceDetectionSpec:
+        if "retention" in self.model_fields_set:
+            raise ValueError("retention: does not apply to face_detection: a chunk is kept until its input is "
+                             "published, then removed; final outputs are always kept (remove the section)")
+        return self
+
+    @model_validator(mode="after")
     def _weights_for_model(self) -> FaceDetectionSpec:
         if self.model == "haar":
             return self

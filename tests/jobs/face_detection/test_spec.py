@@ -58,6 +58,7 @@ def test_relative_paths_lists_and_globs(tmp_path: Path) -> None:
     ("weights: w.pth\nmodel: yolo", "model"),
     ("weights: w.pth\noutput: ../elsewhere", "inside the job's home"),
     ("weights: w.pth\nvideo: webm", "video"),
+    ("weights: w.pth\nretention: {keep_last: 2}", "retention: does not apply to face_detection"),
     ("weights: w.pth\nexecutor: {type: spark}", "executor"),
     ("weights: w.pth\nexecutor: {type: ray, workers: 0}", "workers"),
     ("weights: w.pth\nexecutor: {type: ray, gpus: 2}", "gpus"),
