@@ -105,6 +105,38 @@ def test_two_workers_over_four_videos_are_byte_identical_to_local(
     assert "39/39 frames" in status and "2/2 Ray workers alive" in status
 
 
+@pytest.mark.slow
+def test_address_null_starts_a_cluster_and_one_video_is_spread_over_both_workers(
+    tmp_path: Path, videos: Path, reference: dict[str, bytes]
+) -> None:
+    folder = job_folder(tmp_path / "ray", videos / "b.avi",
+                        "executor: {type: ray, address: null, workers: 2, gpus_per_worker: 0}\n")
+    result = cli(folder, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "ray: starting a local cluster" in result.stderr
+    journal = (folder / "jobs" / "faces" / "journal.jsonl").read_text()
+    assert journal.count(".chunk") >= 4  # 14 frames: chunks 0-3 (two lanes, see the test below)
+    assert outputs(folder) == {k: v for k, v in reference.items() if k.startswith("b.")}
+
+
+def test_lanes_spread_one_video_over_the_workers_and_whole_videos_when_there_are_enough(tmp_path: Path) -> None:
+    from jobs.face_detection.executor import InputTask
+    from jobs.face_detection.ledger import FaceLedger
+    from jobs.face_detection.ray_executor import plan_lanes
+
+    ledger = FaceLedger.in_folder(tmp_path)
+
+    def task(name: str, chunks: int) -> InputTask:
+        return InputTask(tmp_path / f"{name}.avi", name, "f" * 24, image=False, expected_chunks=chunks)
+
+    lanes = plan_lanes([task("long", 10)], ledger, workers=2)
+    assert [(lane.next, lane.stop) for lane in lanes] == [(5, None), (0, 5)]  # the open tail is the longest
+    lanes = plan_lanes([task(n, c) for n, c in (("a", 3), ("b", 4), ("c", 2), ("d", 3))], ledger, workers=2)
+    assert [(lane.task.name, lane.next, lane.stop) for lane in lanes] == [
+        ("a", 0, None), ("b", 0, None), ("c", 0, None), ("d", 0, None)]
+
+
+@pytest.mark.slow
 def test_driver_kill_9_then_rerun_is_identical(
     tmp_path: Path, videos: Path, reference: dict[str, bytes], ray_address: str
 ) -> None:
