@@ -16,11 +16,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
+from enum import Enum
 from itertools import pairwise
 from typing import Any
 
 CHUNK_FORMAT = "face-chunk/1"
 _NAME = re.compile(r"^(?P<name>.+)\.(?P<fp>[0-9a-f]{8})\.(?P<index>\d{5,})\.chunk$")
+
+
+class InputStatus(str, Enum):
+    """How an input, or a run of its chunks, ended (``str`` values: journaled as ``input_<status>``)."""
+
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"  # a stop was requested (deadline, signal); the chunk in progress is dropped
 
 
 @dataclass(frozen=True)

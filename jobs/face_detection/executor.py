@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from jobs.face_detection.chunks import ChunkResult, missing_spans
-from jobs.face_detection.ledger import FaceLedger, InputOutcome, InputStatus
-from jobs.face_detection.pipeline import RunStatus
+from jobs.face_detection.chunks import ChunkResult, InputStatus, missing_spans
+from jobs.face_detection.ledger import FaceLedger, InputOutcome
 from jobs.face_detection.video_source import InputError, is_image
 
 
@@ -44,7 +43,7 @@ class ExecutorHooks:
 
 
 class Executor(Protocol):
-    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> RunStatus:
+    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> InputStatus:
         """Make, commit and publish the tasks' chunks; DONE, or STOPPED (stop requested)."""
 
     def status(self) -> dict[str, Any]:
@@ -86,15 +85,15 @@ class LocalExecutor:
     def status(self) -> dict[str, Any]:
         return {"executor": "local"}
 
-    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> RunStatus:
+    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> InputStatus:
         for task in tasks:
             if hooks.should_stop():
-                return RunStatus.STOPPED
+                return InputStatus.STOPPED
             outcome = self._run_one(task, ledger, hooks)
             if outcome is None:
-                return RunStatus.STOPPED
+                return InputStatus.STOPPED
             hooks.on_finished(task, outcome)
-        return RunStatus.DONE
+        return InputStatus.DONE
 
     @staticmethod
     def _commit(ledger: FaceLedger, hooks: ExecutorHooks, counted: list[int] | None = None
@@ -130,9 +129,9 @@ class LocalExecutor:
 
                     result = maker.run(first, stop, self._commit(ledger, hooks, counted), hooks.should_stop,
                                        on_frames)
-                    if result.status is RunStatus.STOPPED:
+                    if result.status is InputStatus.STOPPED:
                         return None
-                    if result.status is RunStatus.FAILED:
+                    if result.status is InputStatus.FAILED:
                         ledger.record_failure(task.name, task.fingerprint, result.reason)
                         return InputOutcome(InputStatus.FAILED, result.reason)
                 state = ledger.chunks(task.name, task.fingerprint)
@@ -144,7 +143,7 @@ class LocalExecutor:
 def process_inputs(
     executor: Executor, ledger: FaceLedger, paths: list[Path], fingerprint: Callable[[Path], str],
     frame_step: int, frames_per_chunk: int, hooks: ExecutorHooks | None = None,
-) -> tuple[RunStatus, dict[str, InputOutcome], set[str]]:
+) -> tuple[InputStatus, dict[str, InputOutcome], set[str]]:
     """Run ``executor`` over ``paths`` (output names: their stems) outside a job, as benchmarks and tests do.
     Returns the executor's result, each input's outcome and the names found finished already."""
     from jobs.face_detection.job import declared_frames

