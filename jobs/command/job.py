@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.command.checkpoints import scan_checkpoints
+from jobs.command.paths import CommandPaths
 from jobs.command.spec import CommandSpec
+from orchestrator.core.paths import JobPaths
 from orchestrator.core.process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -32,9 +34,13 @@ FLUSH_TIMEOUT = 600.0
 class CommandJob(JobKind):
     spec: CommandSpec
 
+    def __init__(self, spec: CommandSpec, paths: JobPaths) -> None:
+        super().__init__(spec, paths)
+        self.kind_paths = CommandPaths(paths, local_output=spec.local_output)
+
     @property
     def output_dir(self) -> Path:
-        return self.paths.work / "output" if self.spec.local_output else self.paths.output
+        return self.kind_paths.output
 
     def checkpoints(self, session_id: str = "") -> JobCheckpoints | None:
         if self.spec.checkpoints is None:
@@ -45,7 +51,7 @@ class CommandJob(JobKind):
                                    output_dir=self.output_dir, patterns=(Path(self.spec.checkpoints).name,))
 
     def is_done(self) -> bool:
-        return self.spec.done_when is not None and (self.output_dir / self.spec.done_when).exists()
+        return self.spec.done_when is not None and self.kind_paths.done_marker(self.spec.done_when).exists()
 
     def argv(self, values: dict[str, str], resuming: bool) -> list[str]:
         args = [arg.format_map(values) for arg in self.spec.command]

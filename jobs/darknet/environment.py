@@ -17,6 +17,7 @@ from checkpoints.store import CheckpointStore
 from darknet_patch.build import BuildCache, check_binary, ensure_darknet
 from darknet_patch.fork import Fork
 from darknet_patch.makefile import BuildFlags
+from jobs.darknet.paths import DarknetPaths
 from jobs.darknet.spec import BuildSpec, DarknetSourceSpec
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.errors import BuildError, ConfigError
@@ -67,28 +68,28 @@ def fetch_source(source: str, ref: str | None, dest: Path) -> Path:
     return dest
 
 
-def prepare_darknet(spec: DarknetSourceSpec, work: Path, store: CheckpointStore) -> tuple[Path, Fork]:
-    """A checked darknet binary and its fork; records both in ``work/darknet.json``."""
+def prepare_darknet(spec: DarknetSourceSpec, paths: DarknetPaths, store: CheckpointStore) -> tuple[Path, Fork]:
+    """A checked darknet binary and its fork; records both in ``paths.darknet_record``."""
     if spec.binary is not None:
         check_binary(spec.binary)
         fork = Fork(spec.fork if spec.fork != "auto" else "alexeyab")
         binary = spec.binary
     else:
         assert spec.source is not None
-        source = fetch_source(spec.source, spec.ref, work / "darknet-src")
+        source = fetch_source(spec.source, spec.ref, paths.source)
         flags = resolve_flags(spec.build, detect_gpus())
-        built = ensure_darknet(source, flags, work, cache=BuildCache(store), jobs=spec.build.jobs)
+        built = ensure_darknet(source, flags, paths.work, cache=BuildCache(store), jobs=spec.build.jobs)
         if spec.fork != "auto" and spec.fork != built.fork.value:
             raise ConfigError(f"darknet.fork is {spec.fork} but the source is {built.fork.value}")
         binary, fork = built.binary, built.fork
         log.info("darknet %s: %s (%s)", fork.value, binary, "from the build cache" if built.from_cache else "built")
-    atomic_write_json(work / "darknet.json", {"binary": str(binary), "fork": fork.value})
+    atomic_write_json(paths.darknet_record, {"binary": str(binary), "fork": fork.value})
     return binary, fork
 
 
-def read_darknet_record(work: Path) -> tuple[Path, Fork] | None:
+def read_darknet_record(paths: DarknetPaths) -> tuple[Path, Fork] | None:
     try:
-        data = json.loads((work / "darknet.json").read_text())
+        data = json.loads(paths.darknet_record.read_text())
         binary = Path(data["binary"])
         return (binary, Fork(data["fork"])) if binary.is_file() else None
     except (OSError, ValueError, KeyError):

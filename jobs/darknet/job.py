@@ -7,8 +7,10 @@ Steps (skipped on a re-run while their fingerprint holds and their local outputs
 ``run`` is one resume decision and one darknet process: the newest valid checkpoint from the store and the
 local backup folder (``checkpoints.restore.prepare_resume``, validated by :class:`DarknetWeightsValidator`;
 never ``-clear`` on a resume), darknet writing its backups to local disk while :class:`CheckpointSync`
-copies each complete one to the store, its log parsed into progress, problems and completion. At the
-deadline the job waits for darknet's next backup, lets the sync publish it, then stops darknet.
+copies each complete one to the store, its log parsed into progress, problems and completion. When to stop
+darknet is decided by :class:`~jobs.darknet.stop_rule.StopRule` (at the deadline or a first Ctrl-C: after the
+next backup, at most ``stop_wait``); the supervisor loop feeds it and acts on its decision. Every path comes
+from :class:`~jobs.darknet.paths.DarknetPaths`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import math
 import os
 import shutil
 import signal
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,14 @@ from jobs.darknet.dataset import dataset_signature, prepare_dataset
 from jobs.darknet.download import download
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
+from jobs.darknet.paths import DarknetPaths
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
+from jobs.darknet.stop_rule import Exited, KeepGoing, Kill, StopDecision, StopNow, StopRule
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
 from orchestrator.core.atomic import atomic_write_text
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import get_logger
+from orchestrator.core.paths import JobPaths
 from orchestrator.core.process import ManagedProcess
 
 POLL_SECONDS = 0.2
@@ -82,61 +87,21 @@ def tag_best(manifest: Manifest, key: str) -> Manifest:
 class DarknetJob(JobKind):
     spec: DarknetSpec
 
-    # -- paths -----------------------------------------------------------------------------------------------
-    @property
-    def durable(self) -> Path:
-        return self.paths.home / "darknet"
-
-    @property
-    def darknet_root(self) -> Path:
-        """The work folder as darknet may see it: darknet strips every space from obj.data and cfg lines, so a
-        work folder with whitespace in its path is reached through a space-free symlink in the temp folder."""
-        work = self.paths.work
-        if not any(ch.isspace() for ch in str(work)):
-            return work
-        link = Path(tempfile.gettempdir()) / "orchestrator-darknet" / f"{self.spec.name}-{_digest(str(work))[:8]}"
-        if any(ch.isspace() for ch in str(link)):
-            raise ConfigError(f"the work folder {work} has spaces, which darknet cannot read in obj.data; "
-                              "set work_dir to a folder without spaces")
-        work.mkdir(parents=True, exist_ok=True)
-        if not (link.is_symlink() and Path(os.readlink(link)) == work):
-            link.parent.mkdir(parents=True, exist_ok=True)
-            tmp = link.with_name(link.name + f".{os.getpid()}.tmp")
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(work, target_is_directory=True)
-            os.replace(tmp, link)
-        return link
-
-    @property
-    def data_dir(self) -> Path:
-        return self.darknet_root / "dataset"
-
-    @property
-    def backup_dir(self) -> Path:
-        return self.paths.work / "backup"
-
-    @property
-    def cfg_record(self) -> Path:
-        return self.data_dir / "cfg.json"
+    def __init__(self, spec: DarknetSpec, paths: JobPaths, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(spec, paths)
+        self.kind_paths = DarknetPaths(paths)
+        self.clock = clock
 
     def cfg_path(self) -> Path | None:
+        """The prepared cfg on this machine (named in the dataset's cfg record), or None."""
         try:
-            return Path(json.loads(self.cfg_record.read_text())["cfg"])
-        except (OSError, ValueError, KeyError):
+            name = Path(json.loads(self.kind_paths.cfg_record.read_text())["cfg"]).name
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-
-    @property
-    def chart_path(self) -> Path:
-        return self.durable / "loss.png"
+        return self.kind_paths.dataset / name
 
     def pretrained_path(self) -> Path | None:
-        ref = self.spec.pretrained
-        if ref is None:
-            return None
-        if ref.startswith(("http://", "https://")):
-            name = ref.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "pretrained.weights"
-            return self.durable / "pretrained" / name
-        return Path(ref).expanduser()
+        return self.kind_paths.pretrained(self.spec.pretrained) if self.spec.pretrained else None
 
     # -- steps -----------------------------------------------------------------------------------------------
     def steps(self, ctx: JobContext) -> list[Step]:
@@ -150,13 +115,14 @@ class DarknetJob(JobKind):
         # a local source folder's revision is part of it: edited sources are built again on this machine too
         steps.append(Step("darknet", _digest(spec.darknet.model_dump(mode="json"), self._darknet_source_signature()),
                           self._step_darknet,
-                          lambda: read_darknet_record(self.paths.work) is not None, "build or restore darknet"))
+                          lambda: read_darknet_record(self.kind_paths) is not None, "build or restore darknet"))
         # the source's listing is part of the fingerprint: added or changed images re-prepare the data
-        dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg, spec.train.model_dump(mode="json"),
+        dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg,
+                             spec.train.model_dump(mode="json", exclude={"recent_backup"}),  # stop rule only
                              spec.darknet.fork, spec.darknet.source, dataset_signature(spec.dataset.path),
                              self._cfg_source_signature())
         steps.append(Step("dataset", dataset_fp, self._step_dataset,
-                          lambda: (self.data_dir / "obj.data").is_file() and (self.cfg_path() or Path("/-")).is_file(),
+                          lambda: self.kind_paths.obj_data.is_file() and (self.cfg_path() or Path("/-")).is_file(),
                           "labels, train/test lists, obj.data, cfg"))
         if spec.pretrained:
             steps.append(Step("pretrained", _digest(spec.pretrained, spec.pretrained_sha256), self._step_pretrained,
@@ -182,21 +148,23 @@ class DarknetJob(JobKind):
             return "missing"
 
     def _step_darknet(self, ctx: JobContext) -> None:
-        prepare_darknet(self.spec.darknet, self.paths.work, open_store(self.spec.store, self.paths))
+        prepare_darknet(self.spec.darknet, self.kind_paths, open_store(self.spec.store, self.paths))
 
     def _fork(self) -> Fork:
-        record = read_darknet_record(self.paths.work)
+        record = read_darknet_record(self.kind_paths)
         if record is not None:
             return record[1]
         return Fork(self.spec.darknet.fork if self.spec.darknet.fork != "auto" else "alexeyab")
 
     def _step_dataset(self, ctx: JobContext) -> None:
-        spec, fork = self.spec, self._fork()
+        spec, fork, where = self.spec, self._fork(), self.kind_paths
+        where.ensure_darknet_view()
+        # written under darknet's name for the work folder: the list files and obj.data are darknet's to read
         report = prepare_dataset(
-            spec.dataset.path, self.data_dir, spec.dataset.format, spec.dataset.classes,
+            spec.dataset.path, where.for_darknet(where.dataset), spec.dataset.format, spec.dataset.classes,
             test_fraction=spec.dataset.test_fraction, seed=spec.dataset.seed,
             max_files_per_folder=spec.dataset.max_files_per_folder, link="hardlink", fork=fork.value,
-            backup=self.darknet_root / "backup",
+            backup=where.for_darknet(where.backup),
         )
         for issue in report.issues[:20]:
             ctx.log.warning("dataset: %s", issue.message)
@@ -212,10 +180,9 @@ class DarknetJob(JobKind):
             cfg = load_cfg(Path(spec.cfg))
             validate_classes(cfg, classes)
             name = Path(spec.cfg).name
-        target = self.data_dir / name
-        atomic_write_text(target, cfg.text())
-        atomic_write_text(self.durable / name, cfg.text())  # kept with the job: which cfg the weights belong to
-        atomic_write_text(self.cfg_record, json.dumps({"cfg": str(target)}))
+        atomic_write_text(where.dataset / name, cfg.text())
+        atomic_write_text(where.kept_cfg(name), cfg.text())  # kept with the job: which cfg the weights belong to
+        atomic_write_text(where.cfg_record, json.dumps({"cfg": name}))
 
     def _step_pretrained(self, ctx: JobContext) -> None:
         path = self.pretrained_path()
@@ -233,7 +200,7 @@ class DarknetJob(JobKind):
         spec = self.spec
         if spec.path_aliases:
             ensure_aliases(spec.path_aliases)
-        record = read_darknet_record(self.paths.work)
+        record = read_darknet_record(self.kind_paths)
         cfg_path = self.cfg_path()
         if record is None or cfg_path is None:
             return Crashed("darknet or the dataset is not prepared on this machine (steps did not run)")
@@ -241,7 +208,8 @@ class DarknetJob(JobKind):
         cfg = load_cfg(cfg_path)
         base = cfg_path.name.split(".", 1)[0]
         cps = self.checkpoints(ctx.session_id, ctx.log)
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        self.kind_paths.backup.mkdir(parents=True, exist_ok=True)
+        self.kind_paths.ensure_darknet_view()  # the temp folder may have been emptied since the dataset step
         resume = cps.resume()
         if resume is not None:
             ctx.record_event("resume_from", checkpoint=resume.candidate.name, counter=resume.candidate.counter,
@@ -274,7 +242,7 @@ class DarknetJob(JobKind):
         local = self.cfg_path()
         if local is not None and local.is_file():
             return local
-        copies = sorted(self.durable.glob("*.cfg"))
+        copies = self.kind_paths.kept_cfgs()
         return copies[0] if copies else None
 
     def checkpoints(self, session_id: str = "", logger: logging.Logger | None = None) -> JobCheckpoints:
@@ -288,7 +256,7 @@ class DarknetJob(JobKind):
             patterns = (f"{base}*.weights", f"{base}.backup")
             validator = DarknetWeightsValidator(load_cfg(cfg_file))
         return JobCheckpoints.open(self.spec.store, self.spec.retention, self.paths, session_id,
-                                   output_dir=self.backup_dir, patterns=patterns, validator=validator, logger=logger)
+                                   output_dir=self.kind_paths.backup, patterns=patterns, validator=validator, logger=logger)
 
     @staticmethod
     def _tag_final(cps: JobCheckpoints, base: str) -> None:
@@ -300,7 +268,8 @@ class DarknetJob(JobKind):
 
     def argv(self, binary: Path, fork: Fork, cfg_path: Path, resume: ResumePoint | None) -> list[str]:
         spec = self.spec
-        argv = [str(binary), "detector", "train", str(self.data_dir / "obj.data"), str(cfg_path)]
+        where = self.kind_paths
+        argv = [str(binary), "detector", "train", str(where.for_darknet(where.obj_data)), str(where.for_darknet(cfg_path))]
         pretrained = self.pretrained_path()
         if resume is not None:
             argv.append(str(resume.path))  # never -clear on a resume: it would zero `seen`
@@ -319,24 +288,22 @@ class DarknetJob(JobKind):
 
     def _supervise(self, ctx: JobContext, argv: list[str], cfg: DarknetCfg, base: str,
                    cps: JobCheckpoints) -> RunOutcome:
+        """Run darknet, follow its log, and act on the :class:`StopRule`'s decisions (a thin driver)."""
         spec = self.spec
-        proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.data_dir, env=spec.env)
+        proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.kind_paths.for_darknet(self.kind_paths.dataset),
+                              env=spec.env)
         ctx.record_event("process_start", pid=proc.pid, argv=argv)
         parser = LogParser()
-        history = LossHistory(self.durable / "loss", f"{int(time.time()):010d}-{ctx.session_id}")
-        stopping: str | None = None
-        stop_started = 0.0
-        saved_then_moved_on = False
-        pending_save: Path | None = None  # a backup darknet started writing after the stop request
-        pending_counter = 0
+        history = LossHistory(self.kind_paths.loss_history, f"{int(time.time()):010d}-{ctx.session_id}")
+        rule = StopRule(spec.train.stop_wait, clock=self.clock, recent_fraction=spec.train.recent_backup)
         complete = DarknetWeightsValidator(cfg, check_values=False)
         fatal: Problem | None = None
-        next_chart = time.monotonic() + spec.train.chart_every
-        code: int | None = None
+        decision: StopDecision = KeepGoing()
+        next_chart = self.clock() + spec.train.chart_every
         try:
-            while True:
+            while not isinstance(decision, (StopNow, Kill, Exited)):
                 # while stopping, poll fast: the backup is whole a few ms before darknet starts the next iteration
-                code = proc.wait(POLL_SECONDS if stopping is None else STOPPING_POLL_SECONDS)
+                code = proc.wait(STOPPING_POLL_SECONDS if rule.stopping else POLL_SECONDS)
                 lines = proc.new_lines()
                 events = parser.feed("".join(line + "\n" for line in lines)) if lines else []
                 if code is not None:
@@ -346,47 +313,56 @@ class DarknetJob(JobKind):
                         history.add(event.iteration, event.loss, event.avg_loss)
                         ctx.report_progress(event.iteration, cfg.max_batches, "iter", avg_loss=_finite(event.avg_loss),
                                             loss=_finite(event.loss), hours_left=event.hours_left)
-                        saved_then_moved_on = saved_then_moved_on or pending_save is not None
-                    elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration") and stopping:
-                        pending_save = self.backup_dir / Path(event.path).name  # same folder, via the symlink
-                        # the old file of that name may still be whole: wait for the one with this iteration
-                        pending_counter = parser.last_iteration.iteration if parser.last_iteration else 0
+                        rule.iteration(event.iteration)
+                    elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration"):
+                        rule.backup_started(Path(event.path).name)  # darknet's name for a file in our backup folder
                     elif isinstance(event, Problem):
                         ctx.log.error("darknet: %s; fix: %s", event.message, event.fix)
                         ctx.record_event("darknet_problem", problem=event.kind, message=event.message, fix=event.fix)
                         if event.kind in FATAL_PROBLEMS and fatal is None:
                             fatal = event
+                            rule.stop_requested("fatal")
                 if code is not None:
-                    break
-                if fatal is not None:
-                    code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
+                    decision = rule.process_exited(code)
                     break
                 reason = ctx.stop_requested()
-                if reason and stopping is None:
-                    stopping, stop_started = reason, time.monotonic()
-                    ctx.log.info("stop requested (%s): %s", reason, "waiting for darknet's next backup"
-                                 if reason == "deadline" else "stopping darknet now")
-                if pending_save is not None and not saved_then_moved_on:
-                    verdict = complete.validate(pending_save)
-                    if verdict.ok and (verdict.counter or 0) >= pending_counter:
-                        saved_then_moved_on = True  # the new backup is whole on disk: stop before more work
-                if stopping and (stopping != "deadline" or saved_then_moved_on
-                                 or time.monotonic() - stop_started > spec.train.stop_wait):
-                    code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
-                    ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=stopping,
-                                     after_backup=saved_then_moved_on)
-                    return Stopped(stopping)
-                if time.monotonic() >= next_chart:
+                if reason and not rule.stopping:
+                    decision = rule.stop_requested(reason)
+                    ctx.log.info("stop requested (%s): %s", reason, decision.why if isinstance(decision, StopNow)
+                                 else f"waiting for darknet's next backup (at most {spec.train.stop_wait:g}s)")
+                check = rule.backup_to_check
+                if check is not None:
+                    verdict = complete.validate(self.kind_paths.backup / check.name)
+                    if verdict.ok:
+                        rule.backup_verified(check.name, verdict.counter or 0)
+                decision = rule.tick()
+                if self.clock() >= next_chart:
                     self.draw_chart(cfg)
-                    next_chart = time.monotonic() + spec.train.chart_every
+                    next_chart = self.clock() + spec.train.chart_every
+        except KeyboardInterrupt:  # a second Ctrl-C
+            decision = rule.second_signal()
+            if isinstance(decision, Kill):
+                proc.stop(signal.SIGKILL, 0)
+            raise
         finally:
             history.close()
             proc.close()
+        if isinstance(decision, StopNow):
+            code = proc.stop(signal.SIGTERM, STOP_TIMEOUT)
+            if fatal is None:
+                ctx.log.info("%s", decision.why)
+                ctx.record_event("process_end", pid=proc.pid, exit_code=code, stopped_for=decision.reason,
+                                 after_backup=decision.after_backup)
+                return Stopped(decision.reason)
+        elif isinstance(decision, Exited):
+            code = decision.code
+        else:
+            code = proc.stop(signal.SIGKILL, 0)
         ctx.record_event("process_end", pid=proc.pid, exit_code=code)
         tail = proc.tail(20)
         if fatal is not None:
             raise ConfigError(f"darknet stopped: {fatal.message}. Fix: {fatal.fix}")
-        final = self.backup_dir / f"{base}_final.weights"
+        final = self.kind_paths.backup / f"{base}_final.weights"
         done = DarknetWeightsValidator(cfg, check_values=False).validate(final) if final.exists() else None
         if parser.finished and done is not None and done.ok and (done.counter or 0) >= cfg.max_batches:
             return Completed(f"{final.name} written at iteration {done.counter}")
@@ -395,13 +371,14 @@ class DarknetJob(JobKind):
     # -- reporting -------------------------------------------------------------------------------------------
     def draw_chart(self, cfg: DarknetCfg | None = None) -> None:
         try:
-            render_chart(load_history(self.durable / "loss"), self.chart_path, title=f"{self.spec.name}: loss",
+            render_chart(load_history(self.kind_paths.loss_history), self.kind_paths.loss_chart, title=f"{self.spec.name}: loss",
                          max_batches=cfg.max_batches if cfg else None)
         except Exception as exc:  # noqa: BLE001 - a chart must never stop training
             log.warning("loss chart not drawn: %s", exc)
 
     def status_extra(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"loss_chart": str(self.chart_path)} if self.chart_path.exists() else {}
+        chart = self.kind_paths.loss_chart
+        extra: dict[str, Any] = {"loss_chart": str(chart)} if chart.exists() else {}
         cfg_path = self.cfg_path()
         if cfg_path is not None:
             extra["cfg"] = str(cfg_path)

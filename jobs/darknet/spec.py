@@ -98,6 +98,11 @@ class TrainSpec(StrictModel):
     stop_wait: Duration = Field(
         600.0, description="At the deadline, wait at most this long for darknet's next backup before stopping it."
     )
+    recent_backup: float = Field(
+        0.25, ge=0, le=1,
+        description="At a stop request, a backup younger than this share of the time between backups counts as "
+                    "the latest: darknet stops at once instead of waiting for the next one (0: always wait).",
+    )
     chart_every: Duration = Field(60.0, description="Refresh the loss chart this often.")
 
 

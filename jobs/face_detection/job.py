@@ -23,13 +23,14 @@ from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thres
 from jobs.face_detection.executor import Executor, ExecutorHooks, InputTask, LocalExecutor, plan_inputs
 from jobs.face_detection.inputs import discover_inputs, output_names
 from jobs.face_detection.ledger import FaceLedger, InputOutcome
+from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec, RayExecutorSpec
 from jobs.face_detection.video_source import is_image
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.errors import ConfigError
+from orchestrator.core.paths import JobPaths
 
-STATUS_FILE = "batch_status.json"
 CHUNK_PATTERNS = ("*.chunk",)
 
 
@@ -103,19 +104,22 @@ def declared_frames(path: Path, frame_step: int) -> int:
 class FaceDetectionJob(JobKind):
     spec: FaceDetectionSpec
 
+    def __init__(self, spec: FaceDetectionSpec, paths: JobPaths) -> None:
+        super().__init__(spec, paths)
+        self.kind_paths = FacePaths(paths, spec.output)
+
     @property
     def output_dir(self) -> Path:
-        return self.paths.home / self.spec.output
+        return self.kind_paths.output
 
     def checkpoints(self, session_id: str = "", logger: logging.Logger | None = None) -> JobCheckpoints:
         """The job's store, where chunks and final outputs are committed (``orchestrator checkpoints``)."""
         return JobCheckpoints.open(self.spec.store, self.spec.retention, self.paths, session_id,
-                                   output_dir=self.paths.work / "face-staging", patterns=CHUNK_PATTERNS,
+                                   output_dir=self.kind_paths.staging, patterns=CHUNK_PATTERNS,
                                    logger=logger)
 
     def ledger(self, session_id: str = "", logger: logging.Logger | None = None) -> FaceLedger:
-        cps = self.checkpoints(session_id, logger)
-        return FaceLedger(cps, self.output_dir, cps.output_dir, logger)
+        return FaceLedger(self.checkpoints(session_id, logger), self.kind_paths, logger)
 
     def executor(self, pipeline_id: str, weights: Path | None, ctx: JobContext) -> tuple[Executor, FacePipeline | None]:
         """The executor the spec asks for (and the local pipeline it holds, if any)."""
@@ -124,7 +128,7 @@ class FaceDetectionJob(JobKind):
             from jobs.face_detection.ray_executor import RayExecutor
 
             return RayExecutor(spec, spec.executor, weights, pipeline_id, ctx.log), None
-        detector, _ = build_detector(spec, self.paths.work / "weights", weights=weights)
+        detector, _ = build_detector(spec, self.kind_paths.weights_cache, weights=weights)
         pipeline = FacePipeline(detector, pipeline_settings(spec), pipeline_id)
         return LocalExecutor(pipeline, ctx.log), pipeline
 
@@ -132,7 +136,7 @@ class FaceDetectionJob(JobKind):
         spec = self.spec
         inputs = discover_inputs(spec)
         names = output_names(inputs)
-        weights = weights_file(spec, self.paths.work / "weights")
+        weights = weights_file(spec, self.kind_paths.weights_cache)
         ident = detector_id(spec, weights)
         fingerprints = FacePipeline(_NoDetector(), pipeline_settings(spec), ident)  # fingerprints only
         ledger = self.ledger(ctx.session_id, ctx.log).open()
@@ -204,12 +208,12 @@ class FaceDetectionJob(JobKind):
             self._write_status(tally, executor, finished=False)
 
     def _write_status(self, tally: _Tally, executor: Executor, finished: bool) -> None:
-        atomic_write_json(self.output_dir / STATUS_FILE, {**tally.as_dict(), **executor.status(),
+        atomic_write_json(self.kind_paths.batch_status, {**tally.as_dict(), **executor.status(),
                                                           "finished": finished, "updated": time.time()})
 
     def status_extra(self) -> dict[str, Any]:
         """Facts for ``orchestrator status`` beyond the progress line (which has videos done/failed/total)."""
-        record = read_json(self.output_dir / STATUS_FILE) or {}
+        record = read_json(self.kind_paths.batch_status) or {}
         facts: dict[str, Any] = {"output": str(self.output_dir)}
         if record.get("fps"):
             facts["speed"] = f"{record['fps']} frames/s (last session)"

@@ -29,10 +29,12 @@ from typing import Any
 from checkpoints.job_checkpoints import JobCheckpoints
 from checkpoints.manifest import ManifestRecord
 from jobs.face_detection.chunks import ChunkResult, InputChunks, InputStatus, chunk_record_name, parse_chunk_record_name
+from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.video_out import join_segments, video_file_name, write_image
 from jobs.face_detection.video_source import SourceInfo, truncation_reason
 from orchestrator.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from orchestrator.core.errors import StorageError
+from orchestrator.core.paths import JobPaths
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +72,13 @@ def _is_output_of(record_name: str, name: str) -> bool:
 class FaceLedger:
     """Chunks and outputs of every input of one face job, through its :class:`JobCheckpoints`."""
 
-    def __init__(self, checkpoints: JobCheckpoints, output_dir: Path, staging: Path,
-                 logger: logging.Logger | None = None) -> None:
+    def __init__(self, checkpoints: JobCheckpoints, paths: FacePaths, logger: logging.Logger | None = None) -> None:
         self.checkpoints = checkpoints
         self.store = checkpoints.store
         self.manifests = checkpoints.manifests
-        self.output_dir = output_dir
-        self.staging = staging
+        self.paths = paths
+        self.output_dir = paths.output
+        self.staging = paths.staging
         self.log = logger or log
         self._lock = threading.RLock()
         self._records: dict[str, ManifestRecord] = {}
@@ -87,8 +89,8 @@ class FaceLedger:
         """A ledger with a path store in ``folder/store``, outputs in ``folder/output`` (benchmarks, tests)."""
         from checkpoints.path_store import PathStore
 
-        staging = folder / "staging"
-        return cls(JobCheckpoints(PathStore(folder / "store"), staging), folder / "output", staging).open()
+        paths = FacePaths(JobPaths(home=folder, local=folder / "work"))
+        return cls(JobCheckpoints(PathStore(folder / "store"), paths.staging), paths).open()
 
     def open(self) -> FaceLedger:
         """Check the store, sweep leftovers of a killed copy, read the manifest once."""
@@ -159,7 +161,7 @@ class FaceLedger:
             record = self._records.get(record_name)
             if record is None:
                 continue
-            local = self.output_dir / record_name
+            local = self.paths.output_file(record_name)
             data = local.read_bytes() if local.is_file() and local.stat().st_size == record.size else None
             if data is None:
                 data = self._read(record)
@@ -176,7 +178,7 @@ class FaceLedger:
         """The recorded outcome of a finished input (after :meth:`finished`)."""
         for state, record_name in (("done", summary_name(name)), ("failed", failed_name(name))):
             if record_name in self._records:
-                doc = json.loads((self.output_dir / record_name).read_text(encoding="utf-8"))
+                doc = json.loads(self.paths.output_file(record_name).read_text(encoding="utf-8"))
                 if state == "failed":
                     return InputOutcome(InputStatus.FAILED, str(doc.get("reason", "")))
                 return InputOutcome(InputStatus.DONE, frames=int(doc.get("frames_processed", 0)),
@@ -187,7 +189,7 @@ class FaceLedger:
         for record_name, record in list(self._records.items()):
             if not _is_output_of(record_name, name):
                 continue
-            target = self.output_dir / record_name
+            target = self.paths.output_file(record_name)
             if target.is_file() and target.stat().st_size == record.size:
                 continue
             self.log.info("restoring %s from %s", record_name, self.store)
@@ -257,7 +259,7 @@ class FaceLedger:
             faces = sum(c.faces for c in chunks)
             seconds = sum(c.seconds for c in chunks)
             out_fps = source.fps / int(facts.get("frame_step", 1)) if source.fps else 0.0
-            target = self.output_dir / video_file_name(name, video_format, image)
+            target = self.paths.output_file(video_file_name(name, video_format, image))
             segments = (c.video for c in chunks if c.video)
             if image:
                 videos = write_image(chunks[0].video, target)
@@ -265,7 +267,7 @@ class FaceLedger:
                 videos = join_segments(video_format, segments, target, source.width, source.height, out_fps)
             else:
                 videos = []
-            detections = self.output_dir / detections_name(name)
+            detections = self.paths.output_file(detections_name(name))
             atomic_write_text(detections, b"".join(c.detections for c in chunks).decode("utf-8"))
             summary = {
                 **facts,
@@ -287,11 +289,11 @@ class FaceLedger:
                 "detections_file": detections.name,
                 "video_files": [p.name for p in videos],
             }
-            summary_file = self.output_dir / summary_name(name)
+            summary_file = self.paths.output_file(summary_name(name))
             atomic_write_json(summary_file, summary)
             for path in [*videos, detections, summary_file]:  # the summary (the "done" marker) last
                 self._publish_output(path)
-            (self.output_dir / failed_name(name)).unlink(missing_ok=True)
+            self.paths.output_file(failed_name(name)).unlink(missing_ok=True)
             self._forget({n: r for n, r in self._records.items() if n == failed_name(name)})
             self._forget_chunks(name)
             return InputOutcome(InputStatus.DONE, frames=frames, faces=faces, fps=summary["fps_achieved"])
@@ -302,7 +304,7 @@ class FaceLedger:
 
     def record_failure(self, name: str, fingerprint: str, reason: str) -> None:
         with self._lock:
-            path = self.output_dir / failed_name(name)
+            path = self.paths.output_file(failed_name(name))
             atomic_write_json(path, {"fingerprint": fingerprint, "reason": reason, "input": name})
             self._publish_output(path)
             self._forget_chunks(name)

@@ -70,10 +70,5 @@ class JobPaths:
         """Root of the job's path store (checkpoints, caches, manifests)."""
         return self.home / "store"
 
-    @property
-    def output(self) -> Path:
-        """Durable output folder of a ``command`` job (``{output_dir}``)."""
-        return self.home / "output"
-
     def session_log(self, session_index: int, session_id: str, what: str = "orchestrator") -> Path:
         return self.logs / f"session-{session_index:03d}-{session_id}.{what}.log"

@@ -14,11 +14,18 @@ from jobs.darknet.environment import (
     read_darknet_record,
     resolve_flags,
 )
+from jobs.darknet.paths import DarknetPaths
 from jobs.darknet.spec import BuildSpec, DarknetSourceSpec
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.gpu import Gpu, GpuFacts
+from orchestrator.core.paths import JobPaths
 from tests.darknet_patch.test_build import make_buildable_tree
 from tests.jobs.darknet.test_job import fake_binary
+
+
+def machine(folder: Path) -> DarknetPaths:
+    return DarknetPaths(JobPaths(home=folder / "home", local=folder / "work"))
+
 
 T4 = GpuFacts(gpus=(Gpu(0, "Tesla T4", "15360 MiB", "7.5"),), cuda_version="12.2")
 CPU = GpuFacts()
@@ -52,17 +59,22 @@ def test_blank_vm_restores_darknet_from_the_build_cache(tmp_path: Path) -> None:
     tree = make_buildable_tree(tmp_path / "src")
     store = PathStore(tmp_path / "home" / "store")
     spec = DarknetSourceSpec(source=str(tree), build=BuildSpec(gpu=False))
-    binary, fork = prepare_darknet(spec, tmp_path / "work1", store)
-    assert fork is Fork.ALEXEYAB and read_darknet_record(tmp_path / "work1") == (binary, fork)
+    first = machine(tmp_path / "vm 1 ü")
+    binary, fork = prepare_darknet(spec, first, store)
+    assert fork is Fork.ALEXEYAB and read_darknet_record(first) == (binary, fork)
+    assert first.darknet_record.is_file() and first.source.is_dir()
     (tree / "tools" / "darknet.sh").unlink()  # make would fail now: a second build must not happen
-    binary2, _ = prepare_darknet(spec, tmp_path / "work2", store)
+    second = machine(tmp_path / "vm 2")
+    assert read_darknet_record(second) is None
+    binary2, _ = prepare_darknet(spec, second, store)
     assert binary2.read_bytes() == binary.read_bytes()
     assert any(e.key.endswith("/build.json") for e in store.list("darknet-build/"))
 
 
 def test_prebuilt_binary_is_checked(tmp_path: Path) -> None:
     fake = fake_binary(tmp_path)
-    binary, fork = prepare_darknet(DarknetSourceSpec(binary=fake, fork="pjreddie"), tmp_path, PathStore(tmp_path / "s"))
+    binary, fork = prepare_darknet(DarknetSourceSpec(binary=fake, fork="pjreddie"), machine(tmp_path),
+                                   PathStore(tmp_path / "s"))
     assert binary == fake and fork is Fork.PJREDDIE
 
 

@@ -236,6 +236,32 @@ def test_deadline_stop_loses_no_iteration_beyond_the_last_backup(job_dir: Path) 
     assert DarknetWeightsValidator(cfg).validate(final).counter == 3000
 
 
+@pytest.mark.slow
+def test_ctrl_c_waits_for_the_next_backup_like_the_deadline(job_dir: Path) -> None:
+    cfg_file = job_dir / "micro.cfg"  # long enough that it cannot finish before the signal
+    cfg_file.write_text(cfg_file.read_text().replace("max_batches=250", "max_batches=3000"))
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0.01"))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(job_dir),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # past the first backup (100) and a little into the next interval
+        logs = darknet_logs(job_dir) if (job_dir / "jobs" / "det" / "logs").exists() else []
+        if logs and iterations(logs[0]) and iterations(logs[0])[-1] >= 130:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("darknet did not get past iteration 130")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 75, stderr[-3000:]  # paused: run again to continue
+    last_printed = iterations(darknet_logs(job_dir)[0])[-1]
+    synced = max(c for name, c in manifest_counters(job_dir) if c and name == "micro_last.weights")
+    # a clean stop after the next backup (200), not at once from the one at 100
+    assert synced >= 200 and 0 <= last_printed - synced <= 1
+    ends = [e for e in journal(job_dir) if e["event"] == "process_end"]
+    assert ends[-1]["stopped_for"] == "signal" and ends[-1]["after_backup"] is True
+
+
 def test_nan_divergence_fails_the_job_with_the_fix(job_dir: Path) -> None:
     (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0", extra_env=', FAKE_DARKNET_NAN_AT: "50"'))
     result = cli(job_dir, "run", "job.yaml")
