@@ -134,7 +134,9 @@ class LocalExecutor:
                     if result.status is InputStatus.FAILED:
                         ledger.record_failure(task.name, task.fingerprint, result.reason)
                         return InputOutcome(InputStatus.FAILED, result.reason)
-                state = ledger.chunks(task.name, task.fingerprint)
+                before, state = state, ledger.chunks(task.name, task.fingerprint)
+                if not state.complete and state == before:
+                    raise RuntimeError(f"{task.name}: a pass over its missing chunks committed none; giving up")
         finally:
             maker.close()
         return finish_input(task, ledger, video_format)
