@@ -27,10 +27,14 @@ if TYPE_CHECKING:
         rows_as_json,
     )
     from checkpoints.manifest import (
+        Backoff,
         Manifest,
         ManifestRecord,
         ManifestStore,
         checkpoint_key,
+    )
+    from checkpoints.manifest_pin import (
+        ManifestPin,
     )
     from checkpoints.memory_store import (
         MemoryStore,
@@ -87,7 +91,9 @@ _EXPORTS: dict[str, str] = {
     "DriveStoreSpec": "orchestrator.core.store_spec",
     "JobCheckpoints": "checkpoints.job_checkpoints",
     "Judged": "checkpoints.discovery",
+    "Backoff": "checkpoints.manifest",
     "Manifest": "checkpoints.manifest",
+    "ManifestPin": "checkpoints.manifest_pin",
     "ManifestRecord": "checkpoints.manifest",
     "ManifestStore": "checkpoints.manifest",
     "MemoryStore": "checkpoints.memory_store",
@@ -122,6 +128,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "AllOf",
+    "Backoff",
     "Candidate",
     "CheckpointChoice",
     "CheckpointRow",
@@ -131,6 +138,7 @@ __all__ = [
     "JobCheckpoints",
     "Judged",
     "Manifest",
+    "ManifestPin",
     "ManifestRecord",
     "ManifestStore",
     "MemoryStore",

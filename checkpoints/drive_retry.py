@@ -109,7 +109,7 @@ class DriveRetry:
     initial: float = 1.0
     maximum: float = 32.0
     jitter: float = 1.0
-    cap_strikes: int = 6
+    cap_strikes: int = 4
     sleep: Callable[[float], None] = time.sleep
 
     def new_cap_watch(self) -> UploadCapWatch:
@@ -187,6 +187,12 @@ def convert_http_error(exc: HttpError, what: str) -> StorageError:
         )
     if status == 403 and reason in RATE_LIMIT_REASONS:
         return StorageError(f"Drive {what}: still rate limited after retries ({message}); try again later")
+    if status == 403 and reason == "insufficientFilePermissions":
+        return StorageError(
+            f"Drive {what}: permission denied ({message}). In a shared drive, deleting files needs the Manager "
+            "role (Content manager may add and edit but not delete): give these credentials Manager on the "
+            "shared drive"
+        )
     if status in (401, 403):
         return StorageError(
             f"Drive {what}: permission denied (HTTP {status} {reason}: {message}); check that the credentials can "

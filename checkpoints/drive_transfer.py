@@ -1,6 +1,7 @@
 """Moving bytes to and from Drive: chunked resumable uploads and ranged, verified downloads.
 
-Uploads. Objects up to one chunk go in one ``uploadType=multipart`` request; bigger ones use a resumable
+Uploads. Objects up to one chunk go in one ``uploadType=multipart`` request (``files.create``, or
+``files.update`` to replace a file's content at the same ID); bigger ones use a resumable
 session in chunks of ``chunk_size`` (a multiple of 256 KiB, as Drive requires). Each ``next_chunk()`` runs inside
 our own retry loop and never with the library's ``num_retries``: the library's retry re-sends the same
 already-consumed stream slice, i.e. an empty body under the old ``Content-Length``. For the same reason the media
@@ -68,17 +69,26 @@ def upload_file(
     http: Callable[[], Any],
     params: dict[str, Any],
     what: str,
+    file_id: str | None = None,
 ) -> dict[str, Any]:
-    """Create a new Drive file with ``body`` metadata and the content of ``fh``; returns Drive's metadata."""
-    if size <= chunk_size:
-        media = _ChunkBytesUpload(fh, mimetype=MIME, resumable=False)
-        request = files.create(body=body, media_body=media, **params)
-        result: dict[str, Any] = retry.call(lambda: request.execute(http=http()), what)
-        return result
+    """Create a new Drive file with ``body`` metadata and the content of ``fh`` (or, with ``file_id``, replace
+    that file's content: a new revision, atomic for readers); returns Drive's metadata.
+
+    Every upload request - multipart or resumable - counts rate-limit refusals without progress toward the
+    daily-cap rule (:class:`~checkpoints.drive_retry.UploadCapWatch`)."""
+
+    def request_for(media: Any) -> Any:
+        if file_id is None:
+            return files.create(body=body, media_body=media, **params)
+        return files.update(fileId=file_id, body=body, media_body=media, **params)
+
     watch = retry.new_cap_watch()
+    if size <= chunk_size:
+        request = request_for(_ChunkBytesUpload(fh, mimetype=MIME, resumable=False))
+        result: dict[str, Any] = retry.call(lambda: request.execute(http=http()), what, cap_watch=watch)
+        return result
     for _session in range(SESSION_RESTARTS + 1):
-        media = _ChunkBytesUpload(fh, mimetype=MIME, chunksize=chunk_size, resumable=True)
-        request = files.create(body=body, media_body=media, **params)
+        request = request_for(_ChunkBytesUpload(fh, mimetype=MIME, chunksize=chunk_size, resumable=True))
         try:
             return _send_chunks(request, retry, http, what, watch)
         except DriveNotFound:

@@ -8,7 +8,9 @@
     cps.stop_sync(flush_timeout=300)        # clean stop: publish what is pending, then release the lease
     rows = cps.rows()                       # `orchestrator checkpoints`
 
-Retention runs after every publish (only once the new checkpoint is recorded in the manifest).
+Retention is part of every publish: the manifest write that records the new checkpoint also drops what the
+policy retires, and those objects are deleted after it. Orphans (a session killed between the two) are swept
+by the retention pass at the start of the next session.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import TYPE_CHECKING
 
 from checkpoints.discovery import DEFAULT_PATTERNS, CheckpointRow, checkpoint_rows, judge_all
 from checkpoints.manifest import ManifestRecord, ManifestStore
+from checkpoints.manifest_pin import ManifestPin
 from checkpoints.restore import ResumePoint, prepare_resume
-from checkpoints.retention import apply_retention
+from checkpoints.retention import apply_retention, plan_retention
 from checkpoints.store import CheckpointStore
 from checkpoints.sync import CheckpointSync, SyncStatus
 from checkpoints.validators import Validator, generic_validator
@@ -50,6 +53,7 @@ class JobCheckpoints:
         retention: RetentionSpec | None = None,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.time,
+        pin: ManifestPin | None = None,
     ) -> None:
         self.store = store
         self.output_dir = Path(output_dir)
@@ -57,7 +61,9 @@ class JobCheckpoints:
         self.validator = validator
         self.retention = retention or RetentionSpec()
         self.log = logger or log
-        self.manifests = ManifestStore(store, session=session_id, clock=clock)
+        self.manifests = ManifestStore(
+            store, session=session_id, clock=clock, pin=pin, retire=lambda m: plan_retention(m, self.retention).delete
+        )
         self._sync: CheckpointSync | None = None
 
     @classmethod
@@ -82,6 +88,7 @@ class JobCheckpoints:
             validator=validator,
             retention=retention_spec,
             logger=logger,
+            pin=ManifestPin(paths.manifest_pin),
         )
 
     # -- resume --------------------------------------------------------------------------------------------
@@ -92,9 +99,14 @@ class JobCheckpoints:
         Call it at session start while holding the job's lease: it also checks the store is usable and sweeps
         partial objects left by a writer that was killed mid-copy."""
         self.store.check_usable()
+        self.manifests.load()  # first: a store behind the job home's record stops the session here
         swept = self.store.sweep_leftovers()
         if swept:
             self.log.info("checkpoint: removed %d partial object(s) left by an interrupted copy", swept)
+        try:  # objects a killed session uploaded or retired but never recorded or deleted
+            apply_retention(self.manifests, self.retention, logger=self.log)
+        except OrchestratorError as exc:
+            self.log.warning("retention at session start failed (retried next session): %s", exc)
         point = prepare_resume(
             self.store,
             self.manifests.load(),
@@ -113,28 +125,22 @@ class JobCheckpoints:
     # -- live sync -----------------------------------------------------------------------------------------
 
     def start_sync(
-        self, on_published: Callable[[ManifestRecord], None] | None = None, **options: float
+        self,
+        on_published: Callable[[ManifestRecord], None] | None = None,
+        on_paused: Callable[[str, float], None] | None = None,
+        **options: float,
     ) -> CheckpointSync:
         """Start copying new checkpoints from ``output_dir`` to the store (``options``: poll_interval, ...)."""
         if self._sync is not None:
             raise CheckpointError(f"checkpoint sync of {self.output_dir} is already running")
-
-        def published(record: ManifestRecord) -> None:
-            try:
-                apply_retention(self.manifests, self.retention, logger=self.log)
-            except OrchestratorError as exc:
-                self.log.warning(
-                    "retention after %s failed (will retry after the next checkpoint): %s", record.key, exc
-                )
-            if on_published is not None:
-                on_published(record)
 
         self._sync = CheckpointSync(
             self.output_dir,
             self.manifests,
             self.patterns,
             self.validator,
-            on_published=published,
+            on_published=on_published,
+            on_paused=on_paused,
             logger=self.log,
             **options,  # type: ignore[arg-type]
         ).start()
@@ -156,7 +162,7 @@ class JobCheckpoints:
         if not verdict.ok:
             raise CheckpointError(f"not publishing {path}: {verdict.reason}")
         counter = verdict.counter if verdict.counter is not None else counter
-        return self.manifests.publish(path, path.name, counter, tags=tags)
+        return self.manifests.publish(path, path.name, counter, tags=tags, retain=False)
 
     # -- listing -------------------------------------------------------------------------------------------
 

@@ -6,23 +6,27 @@ lagging on the Drive API). A checkpoint enters the manifest only after its uploa
 complete object. Checkpoint keys are unique (a sequence number) and fan out into numbered sub-folders so no
 folder holds more than the store's ``max_entries_per_folder`` entries.
 
-Writes are atomic through the store; the previous manifest is kept under ``manifest.prev.json`` so a torn
-write on a mount without atomic rename costs at most the newest record. One writer (the lease holder) updates
-it; inside the process a lock serialises the sync thread and retention, and a revision number detects a
-second writer.
+Writes are atomic through the store. On a folder store the previous manifest is kept under
+``manifest.prev.json`` so a torn write on a mount without atomic rename costs at most the newest record; a store
+that replaces in place (Drive: one file at a stable ID, updated by revision) needs no copy. One writer (the lease
+holder) updates it; inside the process a lock serialises the sync thread and retention, and a revision number
+detects a second writer. Sequence numbers are reserved before uploads and never reused; the job home's
+:class:`~checkpoints.manifest_pin.ManifestPin` makes a lagging store wait rather than look empty.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from checkpoints.store import CheckpointStore
+from checkpoints.manifest_pin import ManifestPin
+from checkpoints.store import CheckpointStore, StoreEntry
 from checkpoints.validators import file_sha256
 from orchestrator.core.errors import StateError, StorageError
 from orchestrator.core.logs import get_logger
@@ -34,6 +38,7 @@ MANIFEST_PREV_KEY = "manifest.prev.json"
 CHECKPOINT_PREFIX = "checkpoints/"
 FORMAT_VERSION = 1
 KNOWN_TAGS = ("final", "best", "milestone")
+SEQ_BLOCK = 16  # sequence numbers reserved per manifest write
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,35 @@ def checkpoint_key(name: str, seq: int, max_entries_per_folder: int) -> str:
     return f"{CHECKPOINT_PREFIX}{seq // per_folder:05d}/{seq:08d}-{name}"
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Bounded exponential waits for a store that is catching up (a lagging listing, a ghost of a delete)."""
+
+    attempts: int = 8
+    initial: float = 1.0
+    maximum: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def waits(self) -> Iterator[float]:
+        wait = self.initial
+        for _ in range(self.attempts):
+            yield wait
+            wait = min(self.maximum, wait * 2)
+
+    @property
+    def total(self) -> float:
+        return sum(self.waits())
+
+
 class ManifestStore:
-    """Reads and updates the manifest of one store; publishes checkpoints into it."""
+    """Reads and updates the manifest of one store; publishes checkpoints into it.
+
+    One writer per store (the lease holder). Writes are coalesced: sequence numbers are reserved
+    ``SEQ_BLOCK`` at a time, a publish records the new checkpoint and retires what retention drops in one
+    manifest write, and on a store that replaces in place (Drive) the writer keeps the manifest it wrote and
+    checks only every ``recheck_every`` seconds (one metadata request) that nobody else wrote it since; a
+    second writer makes it re-read the manifest and stop with StateError.
+    """
 
     def __init__(
         self,
@@ -124,18 +156,76 @@ class ManifestStore:
         session: str = "",
         clock: Callable[[], float] = time.time,
         verify_readback: bool = True,
+        pin: ManifestPin | None = None,
+        backoff: Backoff | None = None,
+        retire: Callable[[Manifest], Iterable[ManifestRecord]] | None = None,
+        recheck_every: float | None = None,
     ) -> None:
         self.store = store
         self.session = session
         self.clock = clock
         self.verify_readback = verify_readback
+        self.pin = pin
+        self.backoff = backoff or Backoff()
+        #: retention as a function: the records to drop from a manifest that just gained a checkpoint
+        self.retire = retire
+        self.recheck_every = (300.0 if store.replaces_in_place else 0.0) if recheck_every is None else recheck_every
         self._lock = threading.RLock()
         self._known_revision: int | None = None
+        self._cache: Manifest | None = None
+        self._written: StoreEntry | None = None  # what the store answered to this session's last manifest write
+        self._read_at = -math.inf  # time.monotonic() of the last full read (or own write)
+        self._next_seq = 0  # next sequence number this session hands out ...
+        self._reserved = 0  # ... below this bound, already reserved in the stored manifest
 
     # -- reading -------------------------------------------------------------------------------------------
 
     def load(self) -> Manifest:
-        """The current manifest; empty if none; the previous one if the current is unreadable."""
+        """The current manifest; empty only for a store that never had one.
+
+        A job home that recorded a manifest (``pin``) never gets an empty or older one: the read is retried
+        with backoff while the store catches up, then StorageError is raised (never a fresh start).
+        """
+        with self._lock:
+            if self._cache is not None and time.monotonic() - self._read_at < self.recheck_every:
+                return self._cache
+            manifest = self._read_pinned()
+            self._cache, self._read_at = manifest, time.monotonic()
+            for record in manifest.records:
+                if record.file_id:
+                    self.store.remember(record.key, record.file_id)
+            return manifest
+
+    def _read_pinned(self) -> Manifest:
+        pinned = self.pin.read() if self.pin is not None else None
+        if pinned is not None:
+            self.store.remember(MANIFEST_KEY, pinned.file_id)
+        waits = self.backoff.waits()
+        while True:
+            manifest = self._read()
+            if pinned is None or (manifest is not None and manifest.revision >= pinned.revision):
+                return manifest or Manifest()
+            seen = "no manifest" if manifest is None else f"revision {manifest.revision}"
+            wait = next(waits, None)
+            if wait is None:
+                assert self.pin is not None
+                raise StorageError(
+                    f"{self.store} shows {seen}, but this job's home recorded manifest revision {pinned.revision} "
+                    f"(file ID {pinned.file_id}) in {self.pin.path}; the store has not caught up after "
+                    f"{self.backoff.total:.1f}s of waiting. Nothing was changed: run again in a few minutes. If the "
+                    f"store was emptied on purpose, delete {self.pin.path} to start the job over."
+                )
+            log.warning(
+                "%s shows %s but revision %d was recorded; waiting %.1fs for the store to catch up",
+                self.store,
+                seen,
+                pinned.revision,
+                wait,
+            )
+            self.backoff.sleep(wait)
+
+    def _read(self) -> Manifest | None:
+        """The stored manifest (the previous copy if the current one is unreadable), or None if there is none."""
         for key in (MANIFEST_KEY, MANIFEST_PREV_KEY):
             if self.store.stat(key) is None:
                 continue
@@ -143,25 +233,59 @@ class ManifestStore:
                 return Manifest.from_bytes(self.store.read_bytes(key))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("manifest %r in %s is unreadable (%s); trying the previous copy", key, self.store, exc)
-        return Manifest()
+        return None
 
     # -- writing -------------------------------------------------------------------------------------------
 
     def update(self, change: Callable[[Manifest], Manifest]) -> Manifest:
         """Apply ``change`` to the current manifest and write the result atomically; returns it."""
         with self._lock:
-            current = self.load()
-            if self._known_revision is not None and current.revision != self._known_revision:
+            fresh = self._cache is None or time.monotonic() - self._read_at >= self.recheck_every
+            if fresh and self._unchanged_since_written():
+                fresh, self._read_at = False, time.monotonic()
+            current = self._cache if not fresh and self._cache is not None else self.load()
+            if fresh and self._known_revision is not None and current.revision != self._known_revision:
+                self._cache = None
                 raise StateError(
                     f"the manifest in {self.store} is at revision {current.revision}, but this session last wrote "
                     f"{self._known_revision}: another session is writing this job's checkpoints (check the lease)"
                 )
             new = replace(change(current), revision=current.revision + 1)
-            if current.revision:
+            if current.revision and not self.store.replaces_in_place:
                 self.store.write_bytes(MANIFEST_PREV_KEY, current.to_bytes())
-            self.store.write_bytes(MANIFEST_KEY, new.to_bytes())
+            entry = self.store.write_bytes(MANIFEST_KEY, new.to_bytes())
+            self._written = entry
             self._known_revision = new.revision
+            self._cache = new
+            if self.recheck_every > 0 and fresh:
+                self._read_at = time.monotonic()
+            if self.pin is not None and entry.file_id:
+                self.pin.write(entry.file_id, new.revision)
             return new
+
+    def _unchanged_since_written(self) -> bool:
+        """On a store that replaces in place: whether the stored manifest is still the one this session wrote
+        (one metadata request instead of a full read; a second writer changes its modification time)."""
+        if not self.store.replaces_in_place or self._written is None or self._cache is None:
+            return False
+        entry = self.store.stat(MANIFEST_KEY)
+        written = self._written
+        return entry is not None and (entry.file_id, entry.size, entry.modified) == (
+            written.file_id,
+            written.size,
+            written.modified,
+        )
+
+    def reserve_seq(self) -> int:
+        """A sequence number no publish of this store ever used or will use (reserved before the upload, so
+        a crash after the upload never reuses the key); reserved ``SEQ_BLOCK`` at a time."""
+        with self._lock:
+            if self._next_seq >= self._reserved:
+                block = self.update(lambda m: replace(m, next_seq=max(m.next_seq, self._next_seq) + SEQ_BLOCK))
+                self._next_seq, self._reserved = block.next_seq - SEQ_BLOCK, block.next_seq
+            seq = self._next_seq
+            self._next_seq += 1
+            return seq
 
     def publish(
         self,
@@ -170,8 +294,10 @@ class ManifestStore:
         counter: int | None,
         tags: tuple[str, ...] = (),
         sha256: str | None = None,
+        retain: bool = True,
     ) -> ManifestRecord:
-        """Upload ``src``, verify the stored object, then record it. Returns the new record.
+        """Upload ``src``, verify the stored object, then record it (and, with ``retain``, retire what
+        ``retire`` drops in the same manifest write, deleting those objects after it). Returns the new record.
 
         ``sha256`` may be passed when the caller already hashed ``src`` (the sync's staged snapshot). On a
         failed verification the object is deleted and StorageError raised; the manifest is untouched.
@@ -181,13 +307,13 @@ class ManifestStore:
             raise ValueError(f"unknown checkpoint tags {sorted(unknown)}; known: {list(KNOWN_TAGS)}")
         size = os.stat(src).st_size
         digest = sha256 or file_sha256(src)
-        with self._lock:
-            seq = self.load().next_seq
-            key = checkpoint_key(name, seq, self.store.max_entries_per_folder)
-            # reserve the sequence number first, so a crash after upload never reuses the key
-            self.update(lambda m: replace(m, next_seq=max(m.next_seq, seq + 1)))
-        entry = self.store.upload(src, key)
-        self._verify(key, size, digest)
+        seq = self.reserve_seq()
+        key = checkpoint_key(name, seq, self.store.max_entries_per_folder)
+        labels = {"seq": str(seq), "sha256": digest}
+        if counter is not None:
+            labels["counter"] = str(counter)
+        entry = self.store.upload_with_labels(src, key, labels)
+        self._verify(key, size, digest, entry)
         record = ManifestRecord(
             name=name,
             key=key,
@@ -200,12 +326,27 @@ class ManifestStore:
             tags=tuple(tags),
             seq=seq,
         )
-        self.update(lambda m: m.add(record))
+        retired: list[ManifestRecord] = []
+
+        def change(manifest: Manifest) -> Manifest:
+            manifest = manifest.add(record)
+            drops = self.retire(manifest) if self.retire is not None and retain else ()
+            retired[:] = [r for r in drops if r.key != record.key]
+            return manifest.remove({r.key for r in retired})
+
+        self.update(change)
         log.info("checkpoint %s (counter %s, %d bytes) stored as %s", name, counter, size, key)
+        for old in retired:
+            try:
+                self.store.delete(old.key)
+            except StorageError as exc:  # out of the manifest already: an orphan the next retention sweep removes
+                log.warning("retention: could not delete %s yet (%s); it is swept later", old.key, exc)
+            else:
+                log.info("retention: deleted %s (counter %s)", old.key, old.counter)
         return record
 
-    def _verify(self, key: str, size: int, digest: str) -> None:
-        entry = self.store.stat(key)
+    def _verify(self, key: str, size: int, digest: str, uploaded: StoreEntry) -> None:
+        entry = uploaded if self.store.verifies_uploads else self.store.stat(key)
         problem = None
         if entry is None:
             problem = "it is missing after the upload"
@@ -236,6 +377,7 @@ class ManifestStore:
 __all__ = [
     "CHECKPOINT_PREFIX",
     "MANIFEST_KEY",
+    "Backoff",
     "Manifest",
     "ManifestRecord",
     "ManifestStore",

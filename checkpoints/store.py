@@ -61,6 +61,13 @@ class CheckpointStore(ABC):
     name: str = "store"
     #: Upper layers fan keys out so no folder holds more entries than this (the Drive mount fails on big folders).
     max_entries_per_folder: int = 1000
+    #: True when ``write_bytes`` over an existing key keeps the object's address and readers see the old or the
+    #: new content whole (Drive: one file, a new revision): the manifest then keeps no previous copy, and its
+    #: writer re-reads it only now and then to detect a second writer (reads cost round trips).
+    replaces_in_place: bool = False
+    #: True when ``upload`` itself checks the stored object's size and checksum against the source (Drive: the
+    #: create request answers with both), so publishing needs no extra ``stat`` round trip to verify it.
+    verifies_uploads: bool = False
 
     def local_path(self, key: str) -> Path | None:
         """The object's path on this machine if the backend is a folder (cheap read-back), else None."""
@@ -93,6 +100,15 @@ class CheckpointStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` permanently (no quota-eating trash copy where the backend allows); absent is fine."""
+
+    def upload_with_labels(self, src: Path, key: str, labels: dict[str, str]) -> StoreEntry:
+        """``upload`` plus short descriptive labels (sequence, counter, hash) a backend may attach to the object
+        for people browsing it (Drive: ``appProperties``); folders ignore them."""
+        return self.upload(src, key)
+
+    def remember(self, key: str, file_id: str) -> None:
+        """An address for ``key`` learned elsewhere (a manifest record's file ID); backends that look keys up
+        through a lagging index use it first. Folders ignore it."""
 
     def check_usable(self) -> None:
         """Raise StorageError with a clear message if the store cannot be used (wrong folder, no access)."""

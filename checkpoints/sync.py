@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 import os
 import threading
 import time
@@ -110,6 +111,7 @@ class CheckpointSync:
         stable_polls: int = 2,
         rescan_interval: float = 10.0,
         on_published: Callable[[ManifestRecord], None] | None = None,
+        on_paused: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -122,6 +124,8 @@ class CheckpointSync:
         self.stable_polls = max(1, stable_polls)
         self.rescan_interval = rescan_interval
         self.on_published = on_published
+        self.on_paused = on_paused  # (why, seconds) when uploads pause for a quota (training goes on)
+        self._paused_until = -math.inf  # clock() before which no upload is tried (a store quota)
         self.clock = clock
         self.log = logger or log
         self._pending: dict[Path, _Pending] = {}
@@ -166,6 +170,15 @@ class CheckpointSync:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.log.warning("checkpoint sync: flush timed out with %d files pending", len(self._pending))
+                    return False
+                if not self._busy and self._pending and all(
+                    max(p.retry_at, self._paused_until) - self.clock() > left for p in self._pending.values()
+                ):  # paused (a store quota) beyond the timeout: waiting cannot help
+                    self.log.warning(
+                        "checkpoint sync: %d files wait for a paused store (%s); not waiting for them",
+                        len(self._pending),
+                        self._last_error,
+                    )
                     return False
                 self._cond.wait(min(left, self.poll_interval))
         return True
@@ -264,7 +277,7 @@ class CheckpointSync:
     def _step(self, path: Path) -> None:
         with self._cond:
             entry = self._pending.get(path)
-            if entry is None or self.clock() < entry.retry_at:
+            if entry is None or self.clock() < max(entry.retry_at, self._paused_until):
                 return
             generation = entry.generation
         sig = _signature(path)
@@ -312,7 +325,11 @@ class CheckpointSync:
             try:
                 record = self.manifests.publish(staged, path.name, counter, sha256=digest)
             except QuotaExceededError as exc:
-                self._fail(path, entry, f"store quota exceeded, sync paused for an hour: {exc}", 3600.0)
+                message = f"store quota exceeded, sync paused for an hour: {exc}"
+                self._fail(path, entry, message, 3600.0)
+                self._paused_until = self.clock() + 3600.0  # every upload waits, not just this file's
+                if self.on_paused is not None:
+                    self.on_paused(message, 3600.0)
                 return
             except (OrchestratorError, OSError) as exc:
                 self._fail(path, entry, f"publishing {path.name} failed: {exc}", min(300.0, 2.0**entry.failures))

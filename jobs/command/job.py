@@ -84,7 +84,9 @@ class CommandJob(JobKind):
                 ctx.record_event("resume_from", checkpoint=point.candidate.name, counter=point.candidate.counter,
                                  restored=point.restored)
         if cps is not None and self.spec.local_output:
-            cps.start_sync(on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, size=r.size, key=r.key))
+            cps.start_sync(on_published=lambda r: ctx.report_checkpoint(r.name, r.counter, size=r.size, key=r.key),
+                           on_paused=lambda why, seconds: ctx.record_event("store_paused", reason=why,
+                                                                           seconds=seconds))
             watcher = None
         else:
             watcher = _CheckpointWatcher(self, ctx)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints} ...``, a thin layer over
+"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints,auth} ...``, a thin layer over
 the public API (``orchestrator.app.api``).
 
 Exit codes: 0 completed / ok, 75 paused (run the same command again to continue), 2 bad job file or usage,
@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     cks = sub.add_parser("checkpoints", help="list the job's checkpoints and which one a resume would use")
     cks.add_argument("job", type=Path, help="the job file (job.yaml)")
     cks.add_argument("--json", action="store_true", help="machine-readable output")
+    auth = sub.add_parser("auth", help="sign in to Google Drive on a laptop; writes a token file for store.credentials")
+    auth.add_argument("--client-secrets", type=Path, required=True,
+                      help="OAuth client JSON (type 'Desktop app') from the Google Cloud console")
+    auth.add_argument("--token", type=Path, default=Path("~/.config/orchestrator/drive-token.json"),
+                      help="where to write the token file (default: %(default)s)")
+    auth.add_argument("--port", type=int, default=0, help="localhost port for Google's redirect (default: any)")
+    auth.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
     return parser
 
 
@@ -100,9 +107,16 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_auth(args: argparse.Namespace) -> int:
+    from checkpoints.drive_login import sign_in
+
+    sign_in(args.client_secrets, args.token, port=args.port, open_browser=not args.no_browser)
+    return 0
+
+
 COMMANDS: dict[str, Any] = {
     "run": cmd_run, "status": cmd_status, "validate": cmd_validate, "schema": cmd_schema,
-    "checkpoints": cmd_checkpoints,
+    "checkpoints": cmd_checkpoints, "auth": cmd_auth,
 }
 
 

@@ -70,5 +70,10 @@ class JobPaths:
         """Root of the job's path store (checkpoints, caches, manifests)."""
         return self.home / "store"
 
+    @property
+    def manifest_pin(self) -> Path:
+        """Where the job home records its store manifest's address and revision (a lagging store waits on it)."""
+        return self.home / "store-manifest.json"
+
     def session_log(self, session_index: int, session_id: str, what: str = "orchestrator") -> Path:
         return self.logs / f"session-{session_index:03d}-{session_id}.{what}.log"

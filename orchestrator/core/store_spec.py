@@ -4,6 +4,7 @@
       type: drive
       folder_id: 1AbC...
       credentials: ~/sa.json    # service-account or authorized-user JSON; omit for application default
+      # credentials_env: DRIVE_SA_JSON   # or: that JSON itself in an environment variable (a Kaggle secret)
       shared_drive: true
     retention:
       keep_last: 3
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from orchestrator.core.fields import ExpandedPath, StrictModel, type_with_default
 
@@ -46,10 +47,22 @@ class DriveStoreSpec(StrictModel):
         description="Service-account or authorized-user JSON; None = application default credentials "
         "(on Colab after google.colab.auth.authenticate_user()).",
     )
+    credentials_env: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Name of an environment variable holding the credentials JSON itself (a Kaggle secret); "
+        "instead of credentials.",
+    )
     shared_drive: bool = Field(
         default=False, description="The folder is in a shared drive (needed for service accounts)."
     )
     chunk_size_mb: int = Field(default=8, ge=1, le=1024, description="Resumable upload chunk size in MiB.")
+
+    @model_validator(mode="after")
+    def _one_credentials_source(self) -> DriveStoreSpec:
+        if self.credentials is not None and self.credentials_env is not None:
+            raise ValueError("give store.credentials (a file) or store.credentials_env (a variable), not both")
+        return self
 
 
 StoreSpec = Annotated[

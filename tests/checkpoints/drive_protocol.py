@@ -161,6 +161,22 @@ ERRORS: dict[str, tuple[int, str, str, str]] = {
         ),
     ),
     "notFound": (404, "global", "notFound", "File not found: ."),
+    "insufficientFilePermissions": (
+        403,
+        "global",
+        "insufficientFilePermissions",
+        "The user does not have sufficient permissions for this file.",
+    ),
+    "invalid": (400, "global", "invalid", "Invalid Value"),
+    "badRequest": (400, "global", "badRequest", "Bad Request"),
+    "authError": (401, "global", "authError", "Invalid Credentials"),
+    "fileNotDownloadable": (
+        403,
+        "global",
+        "fileNotDownloadable",
+        "Only files with binary content can be downloaded. Use Export with Docs Editors files.",
+    ),
+    "requestedRangeNotSatisfiable": (416, "global", "requestedRangeNotSatisfiable", "Request range not satisfiable"),
 }
 
 
@@ -170,6 +186,8 @@ def error_body(kind: str, message: str | None = None) -> tuple[int, bytes]:
     err = {"domain": domain, "reason": reason, "message": msg}
     if kind == "notFound":
         err["locationType"], err["location"] = "parameter", "fileId"
+    if kind == "authError":
+        err["locationType"], err["location"] = "header", "Authorization"
     return code, json.dumps({"error": {"errors": [err], "code": code, "message": msg}}).encode()
 
 
@@ -230,6 +248,8 @@ class FakeFile:
     created: float = field(default_factory=time.time)
     modified: float = field(default_factory=time.time)
     listable_after: float = 0.0
+    drive_id: str | None = None  # the shared drive holding the file (None: My Drive)
+    can_delete: bool = True  # the caller's capability (shared drives: organizers only)
     _md5: tuple[int, str] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -250,6 +270,15 @@ class FakeFile:
             "createdTime": rfc3339(self.created),
             "modifiedTime": rfc3339(self.modified),
         }
+        if self.drive_id is not None:
+            res["driveId"] = self.drive_id
+        res["capabilities"] = {
+            "canDelete": self.can_delete,
+            "canTrash": True,
+            "canAddChildren": self.mime_type == FOLDER_MIME,
+        }
+        if self.mime_type == FOLDER_MIME and self.drive_id is not None:
+            res["capabilities"]["canDeleteChildren"] = self.can_delete
         if self.app_properties:
             res["appProperties"] = dict(self.app_properties)
         if self.properties:

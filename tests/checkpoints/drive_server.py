@@ -14,7 +14,17 @@ Tests steer it through plain attributes and methods:
   every upload request fails with 403 ``userRateLimitExceeded`` forever;
 * ``list_lag`` hides just-created files from ``files.list`` for that many seconds (``files.get`` sees them) and
   keeps just-deleted ones in it (``files.get`` answers 404 at once);
-* ``bytes_received`` / ``chunk_bytes_received`` count upload body bytes, so tests assert what was re-sent.
+* ``bytes_received`` / ``chunk_bytes_received`` count upload body bytes, so tests assert what was re-sent;
+* shared drives as Drive runs them: a folder made with ``add_folder(shared_drive=True)`` is in a shared drive
+  (its files carry ``driveId``); requests need ``supportsAllDrives``, listings need ``corpora=drive`` with that
+  ``driveId`` (``corpora=allDrives`` answers ``incompleteSearch: true`` and may miss files), and
+  ``files.delete`` needs the organizer ("Manager") role: ``shared_drive_role`` sets the caller's role, and
+  ``capabilities.canDelete`` / ``canDeleteChildren`` say what it allows;
+* ``incomplete_searches``: that many next listings answer ``incompleteSearch: true`` and leave one file out;
+* ``required_token``: when set, a request without ``Authorization: Bearer <token>`` gets 401 ``authError``;
+* every error answer carries Drive's JSON error body (``error.errors[0].reason``);
+* ``requests`` logs every request as (operation, method), which the benchmarks count; ``latency`` delays
+  every answer (a benchmark's stand-in for Drive's round trip).
 """
 
 from __future__ import annotations
@@ -60,6 +70,10 @@ class DriveFake:
         self.daily_cap_after_bytes: int | None = None
         self.service_account_without_quota = False  # My Drive uploads fail with storageQuotaExceeded
         self.shared_drive_folders: set[str] = set()  # folders that need supportsAllDrives=true
+        self.shared_drive_role = "organizer"  # the caller's role on shared drives: organizer/fileOrganizer/writer
+        self.incomplete_searches = 0  # that many next listings are incomplete (one file left out)
+        self.required_token: str | None = None
+        self.latency = 0.0  # seconds added to every request (benchmarks: Drive's round trip is ~0.1 s)
         self.bytes_received = 0  # every upload body byte (multipart bodies and resumable chunks)
         self.chunk_bytes_received = 0  # resumable chunk bytes only
         self.short_bodies = 0  # requests whose body stopped short of Content-Length
@@ -110,7 +124,33 @@ class DriveFake:
             self.files[folder.id] = folder
             if shared_drive:
                 self.shared_drive_folders.add(folder.id)
+                folder.drive_id = "0A" + self._new_id()[2:]
+            self.set_shared_drive_role(self.shared_drive_role)
             return folder.id
+
+    def set_shared_drive_role(self, role: str) -> None:
+        """The caller's role on every shared drive: ``organizer`` (Manager) may delete, others may not."""
+        if role not in ("organizer", "fileOrganizer", "writer"):
+            raise ValueError(f"unknown shared drive role {role!r}")
+        with self.lock:
+            self.shared_drive_role = role
+            for file in self.files.values():
+                file.can_delete = file.drive_id is None or role == "organizer"
+
+    def objects(self) -> list[FakeFile]:
+        """Every non-folder file (the store's objects, wherever their folders are)."""
+        with self.lock:
+            return [f for f in self.files.values() if f.mime_type != FOLDER_MIME]
+
+    def path_of(self, file: FakeFile) -> str:
+        """``folder/sub/name`` of a file, as a person browsing Drive's web page sees it."""
+        with self.lock:
+            names = [file.name]
+            parent = file.parents[0] if file.parents else "root"
+            while parent in self.files:
+                names.append(self.files[parent].name)
+                parent = self.files[parent].parents[0] if self.files[parent].parents else "root"
+            return "/".join(reversed(names))
 
     def children(self, folder_id: str) -> list[FakeFile]:
         with self.lock:
@@ -158,19 +198,20 @@ class DriveFake:
 
     def visible(self, file: FakeFile, query: dict[str, str]) -> bool:
         """Shared-drive items exist for a request only with supportsAllDrives=true (as in Drive)."""
-        in_shared = file.id in self.shared_drive_folders or any(p in self.shared_drive_folders for p in file.parents)
-        return not in_shared or query.get("supportsAllDrives") == "true"
+        return file.drive_id is None or query.get("supportsAllDrives") == "true"
 
-    def check_parent(self, parents: list[str], query: dict[str, str]) -> tuple[int, bytes] | None:
-        """Drive's answers for a bad parent: 404 (unknown, or shared drive without supportsAllDrives)."""
+    def check_parent(
+        self, parents: list[str], query: dict[str, str], mime_type: str | None = None
+    ) -> tuple[int, bytes] | None:
+        """Drive's answers for a bad parent: 404 (unknown, or shared drive without supportsAllDrives); a file
+        (not a folder) outside shared drives for a service account without storage: storageQuotaExceeded."""
         for parent in parents:
             if parent == "root":
                 continue
-            if parent not in self.files or (
-                parent in self.shared_drive_folders and query.get("supportsAllDrives") != "true"
-            ):
+            if parent not in self.files or not self.visible(self.files[parent], query):
                 return error_body("notFound", f"File not found: {parent}.")
-        if self.service_account_without_quota and not any(p in self.shared_drive_folders for p in parents):
+        in_shared = any(p in self.files and self.files[p].drive_id for p in parents)
+        if self.service_account_without_quota and not in_shared and mime_type != FOLDER_MIME:
             return error_body("storageQuotaExceeded")
         return None
 
@@ -178,17 +219,21 @@ class DriveFake:
 
     def create_file(self, metadata: dict[str, Any], content: bytes) -> FakeFile:
         now = time.time()
+        parents = list(metadata.get("parents") or ["root"])
+        drive_id = next((self.files[p].drive_id for p in parents if p in self.files), None)
         new = FakeFile(
             id=self._new_id(),
             name=metadata.get("name", "Untitled"),
             mime_type=metadata.get("mimeType") or "application/octet-stream",
-            parents=list(metadata.get("parents") or ["root"]),
+            parents=parents,
             content=bytes(content),
             app_properties={k: v for k, v in (metadata.get("appProperties") or {}).items() if v is not None},
             properties={k: v for k, v in (metadata.get("properties") or {}).items() if v is not None},
             created=now,
             modified=now,
             listable_after=now + self.list_lag,
+            drive_id=drive_id,
+            can_delete=drive_id is None or self.shared_drive_role == "organizer",
         )
         self.files[new.id] = new
         return new
@@ -213,12 +258,29 @@ class DriveFake:
         now = time.time()
         listed = [f for f in self.files.values() if now >= f.listable_after]
         listed += [f for f, until in self.ghosts.values() if now < until and now >= f.listable_after]
-        all_drives = query.get("includeItemsFromAllDrives") == "true" and query.get("supportsAllDrives") == "true"
-        hits = [f for f in listed if matches_query(terms, f.resource()) and (all_drives or self.visible(f, {}))]
+        with_drives = query.get("includeItemsFromAllDrives") == "true" and query.get("supportsAllDrives") == "true"
+        corpora = query.get("corpora", "user")
+        if corpora == "drive" and not (with_drives and query.get("driveId")):
+            raise ValueError("corpora=drive needs driveId, supportsAllDrives and includeItemsFromAllDrives")
+
+        def in_corpus(f: FakeFile) -> bool:
+            if f.drive_id is None:
+                return corpora in ("user", "allDrives")
+            if not with_drives:
+                return False
+            return corpora == "allDrives" or (corpora == "drive" and f.drive_id == query.get("driveId"))
+
+        hits = [f for f in listed if in_corpus(f) and matches_query(terms, f.resource())]
+        incomplete = corpora == "allDrives" and any(f.drive_id for f in hits)
+        if self.incomplete_searches > 0:
+            self.incomplete_searches -= 1
+            incomplete = True
+        if incomplete and hits:
+            hits = hits[:-1]  # an incomplete search really misses something
         size = max(1, min(int(query.get("pageSize", "100")), 1000))
         start = int(base64.urlsafe_b64decode(query["pageToken"]).decode()) if query.get("pageToken") else 0
         page = hits[start : start + size]
-        result: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False}
+        result: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": incomplete}
         result["files"] = [f.resource() for f in page]
         if start + size < len(hits):
             result["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
@@ -308,6 +370,13 @@ class _Handler(BaseHTTPRequestHandler):
             with self.fake.lock:
                 self.fake.status_queries += 1
         fault = self.fake.take_fault(operation)
+        if self.fake.latency:
+            time.sleep(self.fake.latency)
+        token = self.fake.required_token
+        if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+            self._read_body(length)
+            self._error(error_body("authError"))
+            return
         if fault is not None and fault.kind == "drop":
             self._partial = b""
             self._drop(length, fault.drop_after)
@@ -385,24 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 result = fake.list_files(query)
             except ValueError as exc:
-                self._reply(
-                    400,
-                    {
-                        "error": {
-                            "code": 400,
-                            "message": f"Invalid Value: {exc}",
-                            "errors": [
-                                {
-                                    "domain": "global",
-                                    "reason": "invalid",
-                                    "message": "Invalid Value",
-                                    "locationType": "parameter",
-                                    "location": "q",
-                                }
-                            ],
-                        }
-                    },
-                )
+                self._error(error_body("invalid", f"Invalid Value: {exc}"))
                 return
             self._reply(200, select_fields(result, fields, listing=True))
             return
@@ -417,6 +469,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif operation == "media":
             self._media(fake.files[file_id])
         elif operation == "delete":
+            if not fake.files[file_id].can_delete:
+                self._error(error_body("insufficientFilePermissions"))
+                return
             gone = fake.files.pop(file_id)
             if fake.list_lag:
                 fake.ghosts[file_id] = (gone, time.time() + fake.list_lag)
@@ -424,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif operation in ("create", "update"):
             metadata = json.loads(body or b"{}")
             if operation == "create":
-                bad = fake.check_parent(metadata.get("parents") or ["root"], query)
+                bad = fake.check_parent(metadata.get("parents") or ["root"], query, metadata.get("mimeType"))
                 if bad:
                     self._error(bad)
                     return
@@ -458,23 +513,23 @@ class _Handler(BaseHTTPRequestHandler):
             location = f"{fake.root_url}{path.lstrip('/')}?uploadType=resumable&upload_id={upload_id}"
             self._reply(200, headers={"Location": location}, raw=b"")
         else:
-            self._reply(400, {"error": {"code": 400, "message": f"unsupported {self.command} {path}"}})
+            self._error(error_body("badRequest", f"unsupported {self.command} {path}"))
 
     def _chunk(self, query: dict[str, str], body: bytes) -> None:
         session = self.fake.sessions.get(query.get("upload_id", ""))
         if session is None:
-            self._reply(404, {"error": {"code": 404, "message": "No such upload session."}})
+            self._error(error_body("notFound", "No such upload session."))
             return
         start, end, total = content_range(self.headers.get("Content-Range", ""))
         if total is not None:
             session.total = total
         if session.result is None and start is not None:
             if start > len(session.data) or end is None or end - start + 1 != len(body):
-                self._reply(400, {"error": {"code": 400, "message": "Invalid Content-Range."}})
+                self._error(error_body("badRequest", "Invalid Content-Range."))
                 return
             final = session.total is not None and end + 1 == session.total
             if not final and len(body) % UPLOAD_GRANULARITY:
-                self._reply(400, {"error": {"code": 400, "message": "Chunk size must be a multiple of 256 KiB."}})
+                self._error(error_body("badRequest", "Chunk size must be a multiple of 256 KiB."))
                 return
             session.data.extend(body[len(session.data) - start :])
         elif session.result is None and not body and session.total == 0:
@@ -489,7 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _media(self, file: FakeFile) -> None:
         if file.mime_type == FOLDER_MIME:
-            self._reply(403, {"error": {"code": 403, "message": "Only files with binary content can be downloaded."}})
+            self._error(error_body("fileNotDownloadable"))
             return
         data, total = file.content, len(file.content)
         byte_range = self.headers.get("Range")
@@ -499,7 +554,9 @@ class _Handler(BaseHTTPRequestHandler):
         first, _, last = byte_range.removeprefix("bytes=").partition("-")
         lo, hi = int(first), min(int(last) if last else total - 1, total - 1)
         if lo >= total:
-            self._reply(416, headers={"Content-Range": f"bytes */{total}"}, raw=b"")
+            code, err = error_body("requestedRangeNotSatisfiable")
+            headers = {"Content-Range": f"bytes */{total}", "Content-Type": "application/json; charset=UTF-8"}
+            self._reply(code, headers=headers, raw=err)
             return
         headers = {"Content-Range": f"bytes {lo}-{hi}/{total}", "Content-Type": file.mime_type}
         part = data[lo : hi + 1]

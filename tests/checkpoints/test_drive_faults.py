@@ -51,7 +51,7 @@ def _assert_published(store: DriveStore, fake: DriveFake, src: Path, key: str) -
 
 
 @pytest.mark.parametrize("kind", ["429", "500", "502", "503", "504", "rateLimitExceeded", "userRateLimitExceeded"])
-@pytest.mark.parametrize("on", ["upload_start", "chunk", "update", "list"])
+@pytest.mark.parametrize("on", ["upload_start", "chunk", "create", "list"])
 def test_upload_survives_transient_http_faults(
     fake: DriveFake, store: DriveStore, src: Path, kind: str, on: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -69,8 +69,9 @@ def test_small_objects_survive_faults(fake: DriveFake, store: DriveStore, kind: 
     store.write_bytes("state/m.json", b"v1")
     fake.inject(kind, on=on, times=2)
     if on == "delete":
-        store.write_bytes("state/m.json", b"v2")  # deleting the previous version
-        expected = b"v2"
+        store.write_bytes("state/other.json", b"gone soon")
+        store.delete("state/other.json")
+        expected = b"v1"
     elif on == "upload_multipart":
         store.write_bytes("state/m.json", b"v2")
         expected = b"v2"
@@ -149,7 +150,7 @@ def test_connection_closed_silently_between_chunks(fake: DriveFake, store: Drive
     assert fake.chunk_bytes_received - SIZE <= SIZE % CHUNK
 
 
-@pytest.mark.parametrize("on", ["upload_multipart", "upload_start", "chunk", "update", "delete"])
+@pytest.mark.parametrize("on", ["upload_multipart", "upload_start", "chunk", "delete"])
 def test_lost_replies_leave_one_published_object(fake: DriveFake, store: DriveStore, src: Path, on: str) -> None:
     """Drive did the work but the answer never arrived: the retry must not leave two objects or a torn one."""
     store.write_bytes("ckpt/w.weights", b"previous")
@@ -166,7 +167,7 @@ def test_lost_replies_leave_one_published_object(fake: DriveFake, store: DriveSt
     assert fresh.read_bytes("ckpt/w.weights") == expected
     assert [e.key for e in fresh.list("")] == ["ckpt/w.weights"]
     # an orphaned session creates no file; a duplicate from a re-sent multipart create is cleaned up
-    assert [f.content for f in fake.children(store.folder_id)] == [expected]
+    assert [f.content for f in fake.objects()] == [expected]
 
 
 def test_expired_upload_session_restarts_the_upload(fake: DriveFake, store: DriveStore, src: Path) -> None:
@@ -188,7 +189,7 @@ def test_upload_session_that_keeps_expiring_gives_up(fake: DriveFake, store: Dri
 
 def test_drop_on_resumable_start_and_publish(fake: DriveFake, store: DriveStore, src: Path) -> None:
     fake.inject("drop", on="upload_start", drop_after=5)
-    fake.inject("drop", on="update")
+    fake.inject("drop", on="create")
     store.upload(src, "ckpt/w.weights")
     _assert_published(store, fake, src, "ckpt/w.weights")
 
@@ -284,7 +285,7 @@ def test_sync_to_drive_under_faults_then_resume_on_another_machine(fake: DriveFa
     fake.inject("drop", on="chunk", skip=1, drop_after=70 * KIB)
     fake.inject("503", on="chunk", skip=2)
     fake.inject("userRateLimitExceeded", on="upload", skip=3)
-    fake.inject("stale", on="update", skip=1)
+    fake.inject("stale", on="upload_multipart", skip=1)
     fake.inject("429", on="list", skip=5)
     manifests = ManifestStore(loopback_store(fake, folder_id), session="colab-1")
     with CheckpointSync(out, manifests, patterns=("*.weights",), poll_interval=0.02, stable_polls=1) as sync:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from checkpoints.drive_auth import DRIVE_SCOPES, load_credentials, static_drive_document
-from checkpoints.drive_layout import GEN_PROP, KEY_PROP, PENDING_PROP
+from checkpoints.drive_layout import GEN_PROP, KEY_PROP, PENDING_PROP, ROOT_PROP
 from checkpoints.drive_store import DriveStore
 from orchestrator.core.errors import ConfigError, StorageError
 from tests.checkpoints.contract import StoreContract
@@ -94,30 +94,46 @@ class TestDriveStoreContractOnSharedDrive(StoreContract):
 # -- layout and publishing ---------------------------------------------------------------------------------
 
 
-def test_objects_are_files_in_the_store_folder_with_public_key_properties(fake: DriveFake, tmp_path: Path) -> None:
-    folder = fake.add_folder()
+def test_objects_are_files_in_real_folders_under_their_own_names(fake: DriveFake, tmp_path: Path) -> None:
+    """Issue 10 (5): files were named by their whole key, flat, beside the manifest; a search for the
+    checkpoint's own name found nothing."""
+    folder = fake.add_folder("job store")
     store = loopback_store(fake, folder)
     src = tmp_path / "w.bin"
     src.write_bytes(os.urandom(700 * KIB))
-    entry = store.upload(src, "ckpt/0001/w.weights")
-    (file,) = fake.children(folder)
-    assert file.id == entry.file_id
+    key = "checkpoints/00000/00000004-yolov3_final.weights"
+    entry = store.upload_with_labels(src, key, {"seq": "4", "counter": "20", "sha256": "ab" * 32})
+    store.write_bytes("manifest.json", b"{}")
+    (file,) = [f for f in fake.objects() if f.id == entry.file_id]
     assert file.content == src.read_bytes()
-    assert file.properties[KEY_PROP] == "ckpt/0001/w.weights"
+    assert fake.path_of(file) == "job store/checkpoints/00000/yolov3_final.weights"
+    assert file.name == "yolov3_final.weights"
+    assert file.properties[KEY_PROP] == key and file.properties[ROOT_PROP] == folder
     assert PENDING_PROP not in file.properties and GEN_PROP in file.properties
-    assert file.app_properties == {}, "appProperties are private to one OAuth client; keys must be public"
+    assert file.app_properties == {"orch_seq": "4", "orch_counter": "20", "orch_sha256": "ab" * 32}
+    (manifest,) = [f for f in fake.objects() if f.properties[KEY_PROP] == "manifest.json"]
+    assert fake.path_of(manifest) == "job store/.orchestrator/manifest.json", "the manifest is out of the way"
+    top = sorted(f.name for f in fake.children(folder))
+    assert top == [".orchestrator", "checkpoints"]
+    # a person's search by name finds it
+    files = [f for f in fake.objects() if "yolov3_final.weights" in f.name]
+    assert [f.id for f in files] == [entry.file_id]
 
 
-def test_overwrite_deletes_the_previous_file_permanently(fake: DriveFake) -> None:
+def test_upload_replaces_with_a_new_file_and_write_bytes_updates_in_place(fake: DriveFake) -> None:
     folder = fake.add_folder()
     store = loopback_store(fake, folder)
-    first = store.write_bytes("last.weights", b"v1")
-    second = store.write_bytes("last.weights", b"v2")
-    assert first.file_id != second.file_id, "a new object is a new file (upload-verify-publish)"
-    assert [f.id for f in fake.children(folder)] == [second.file_id]
-    store.delete("last.weights")
-    assert fake.children(folder) == [], "files.delete leaves no trashed copy eating quota"
-    assert fake.count("delete") == 2 and fake.count("update") >= 2
+    first = store.write_bytes("manifest.json", b"v1")
+    second = store.write_bytes("manifest.json", b"v2")
+    assert first.file_id == second.file_id, "a small object keeps its file ID (content replaced by revision)"
+    assert [f.content for f in fake.objects()] == [b"v2"]
+    assert fake.count("delete") == 0
+    store.delete("manifest.json")
+    assert fake.objects() == [], "files.delete leaves no trashed copy eating quota"
+    a = store.write_bytes("ckpt/last.weights", b"a")
+    fresh = loopback_store(fake, folder)
+    b = fresh.write_bytes("ckpt/last.weights", b"b")  # found by query in a new process: updated in place
+    assert a.file_id == b.file_id and [f.content for f in fake.objects()] == [b"b"]
 
 
 def test_a_new_process_finds_objects_by_query(fake: DriveFake, tmp_path: Path) -> None:
@@ -153,40 +169,49 @@ def test_duplicate_published_files_resolve_to_the_newest_generation(fake: DriveF
     store.write_bytes("k.bin", b"new")
     with fake.lock:
         fake.create_file(
-            {"name": "k.bin", "parents": [folder], "properties": {KEY_PROP: "k.bin", GEN_PROP: "1"}}, b"old"
+            {"name": "k.bin", "parents": [folder], "properties": {ROOT_PROP: folder, KEY_PROP: "k.bin", GEN_PROP: "1"}},
+            b"old",
         )
     fresh = loopback_store(fake, folder)
     assert fresh.read_bytes("k.bin") == b"new"
     assert [(e.key, e.size) for e in fresh.list("")] == [("k.bin", 3)]
-    fresh.write_bytes("k.bin", b"newest")  # the next publish cleans both up
-    assert [f.content for f in fake.children(folder)] == [b"newest"]
+    fresh.write_bytes("k.bin", b"newest")  # updates the newest in place (its ID is known from the read)
+    assert fresh.read_bytes("k.bin") == b"newest"
+    assert fresh.sweep_leftovers() == 1  # the session-start sweep removes the superseded duplicate
+    assert [f.content for f in fake.objects()] == [b"newest"]
 
 
 def test_a_machine_with_a_slow_clock_still_publishes_the_newest_version(
-    fake: DriveFake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fake: DriveFake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     folder = fake.add_folder()
-    loopback_store(fake, folder).write_bytes("state/manifest.json", b"from the first machine")
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"from the first machine")
+    loopback_store(fake, folder).upload(src, "state/w.bin")
     real_ns = time.time_ns
     monkeypatch.setattr(time, "time_ns", lambda: real_ns() - 3600 * 10**9)  # an hour behind
     fake.inject("503", on="delete", times=100)  # the old version cannot be deleted: both stay published
     behind = loopback_store(fake, folder)
-    behind.write_bytes("state/manifest.json", b"from the second machine")
+    src.write_bytes(b"from the second machine")
+    behind.upload(src, "state/w.bin")
     assert "left for the next upload" in caplog.text
-    assert len(fake.children(folder)) == 2
-    assert loopback_store(fake, folder).read_bytes("state/manifest.json") == b"from the second machine"
+    assert len(fake.objects()) == 2
+    assert loopback_store(fake, folder).read_bytes("state/w.bin") == b"from the second machine"
     fake.faults.clear()
-    behind.write_bytes("state/manifest.json", b"third")  # cleans up both older versions
-    assert [f.content for f in fake.children(folder)] == [b"third"]
+    src.write_bytes(b"third")
+    behind.upload(src, "state/w.bin")  # cleans up both older versions
+    assert [f.content for f in fake.objects()] == [b"third"]
 
 
-def test_unpublished_leftovers_are_invisible_and_cleaned_by_the_next_upload(fake: DriveFake) -> None:
+def test_unpublished_leftovers_are_invisible_and_swept(fake: DriveFake) -> None:
     folder = fake.add_folder()
     store = loopback_store(fake, folder)
     store.stage(io.BytesIO(b"crashed before publish"), "ckpt/a.bin")
     assert store.stat("ckpt/a.bin") is None and store.list("") == []
     store.write_bytes("ckpt/a.bin", b"done")
-    assert [f.content for f in fake.children(folder)] == [b"done"]
+    assert store.read_bytes("ckpt/a.bin") == b"done"
+    assert store.sweep_leftovers(older_than=-1) == 1
+    assert [f.content for f in fake.objects()] == [b"done"]
 
 
 def test_listing_pages_through_many_objects(fake: DriveFake) -> None:
@@ -195,7 +220,11 @@ def test_listing_pages_through_many_objects(fake: DriveFake) -> None:
     with fake.lock:  # 2500 published objects made directly on the server: listing needs three pages
         for i in range(2500):
             fake.create_file(
-                {"name": f"{i}", "parents": [folder], "properties": {KEY_PROP: f"many/{i:05d}.bin", GEN_PROP: "1"}},
+                {
+                    "name": f"{i}",
+                    "parents": [folder],
+                    "properties": {ROOT_PROP: folder, KEY_PROP: f"many/{i:05d}.bin", GEN_PROP: "1"},
+                },
                 b"x",
             )
     entries = store.list("many/")
@@ -355,7 +384,7 @@ def test_upload_that_drive_stored_differently_is_never_published(
     with pytest.raises(StorageError, match="nothing was published"):
         store.upload(src, "ckpt/last.weights")
     assert store.read_bytes("ckpt/last.weights") == b"previous"
-    assert [f.content for f in fake.children(folder)] == [b"previous"], "the bad upload was deleted"
+    assert [f.content for f in fake.objects()] == [b"previous"], "the bad upload was deleted"
 
 
 def test_corrupted_download_is_rejected_and_leaves_dest_alone(fake: DriveFake, tmp_path: Path) -> None:
@@ -377,7 +406,8 @@ def test_listing_lag_does_not_resurrect_a_just_deleted_key(fake: DriveFake) -> N
     fake.list_lag = 600  # from here on: new files are not listed yet, deleted ones still are
     folder = fake.add_folder()
     with fake.lock:  # written long ago (listed), as on a resumed machine
-        old = fake.create_file({"name": "x", "parents": [folder], "properties": {KEY_PROP: "ckpt/old.bin"}}, b"o")
+        props = {ROOT_PROP: folder, KEY_PROP: "ckpt/old.bin"}
+        old = fake.create_file({"name": "x", "parents": [folder], "properties": props}, b"o")
         old.listable_after = 0
     store = loopback_store(fake, folder)
     assert [e.key for e in store.list("")] == ["ckpt/old.bin"]
@@ -393,10 +423,10 @@ def test_unpublished_leftovers_of_deleted_keys_are_swept(fake: DriveFake) -> Non
     store.stage(io.BytesIO(b"crash 2"), "ckpt/b.bin")
     store.write_bytes("ckpt/c.bin", b"published")
     store.delete("ckpt/a.bin")  # deleting a key also removes its unpublished uploads
-    assert sorted(f.content for f in fake.children(folder)) == [b"crash 2", b"published"]
+    assert sorted(f.content for f in fake.objects()) == [b"crash 2", b"published"]
     assert store.sweep_unpublished(older_than=3600) == 0, "too young: it may be an upload in progress"
     assert store.sweep_unpublished(older_than=0) == 1
-    assert [f.content for f in fake.children(folder)] == [b"published"]
+    assert [f.content for f in fake.objects()] == [b"published"]
 
 
 def test_big_object_roundtrip_through_write_bytes_and_read_bytes(fake: DriveFake) -> None:
@@ -435,7 +465,7 @@ def test_store_without_http_factory_serialises_requests_on_the_services_client(f
 
 
 def test_the_fake_speaks_files_update_uploads_as_the_client_library_sends_them(fake: DriveFake) -> None:
-    """The store never updates content in place, but the fake must answer every upload form the library uses."""
+    """The fake answers every upload form the library uses, files.update with media included."""
     from googleapiclient.http import MediaIoBaseUpload
 
     from checkpoints.drive_auth import build_drive_service, plain_http_factory
@@ -456,3 +486,29 @@ def test_the_fake_speaks_files_update_uploads_as_the_client_library_sends_them(f
     listed = files.list(q=f"'{folder}' in parents and name = 'g' and trashed = false", fields="files(id)").execute()
     assert listed == {"files": [{"id": created["id"]}]}
     assert files.get(fileId=created["id"]).execute()["name"] == "g"  # v3 default fields: kind, id, name, mimeType
+
+
+def test_a_store_written_flat_by_an_earlier_version_still_resumes(fake: DriveFake, tmp_path: Path) -> None:
+    """Before folders: every file directly in the store folder, no orch_root; the manifest records file IDs."""
+    from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore
+
+    folder = fake.add_folder()
+    with fake.lock:
+        ckpt = fake.create_file(
+            {"name": "checkpoints/00000/00000001-a.weights", "parents": [folder],
+             "properties": {KEY_PROP: "checkpoints/00000/00000001-a.weights", GEN_PROP: "1"}}, b"weights",
+        )
+        record = ManifestRecord(name="a.weights", key="checkpoints/00000/00000001-a.weights", counter=5, size=7,
+                                sha256="0" * 64, created=1.0, file_id=ckpt.id, seq=1)
+        doc = Manifest(records=(record,), next_seq=2, revision=3).to_bytes()
+        fake.create_file({"name": "manifest.json", "parents": [folder],
+                          "properties": {KEY_PROP: "manifest.json", GEN_PROP: "1"}}, doc)
+    store = loopback_store(fake, folder)
+    manifests = ManifestStore(store)
+    assert manifests.load().records == (record,)
+    store.download(record.key, tmp_path / "a.weights")
+    assert (tmp_path / "a.weights").read_bytes() == b"weights"
+    src = tmp_path / "b.weights"
+    src.write_bytes(b"more")
+    manifests.publish(src, "b.weights", counter=6)
+    assert [r.counter for r in ManifestStore(loopback_store(fake, folder)).load().records] == [5, 6]
