@@ -14,7 +14,8 @@ verified, record added last), so a session on another machine resumes from whate
 Publishing joins the chunks (in index order) into the final files in the output folder, publishes them, and
 only then forgets and deletes the chunks: a kill at any point leaves either the chunks or the outputs. One
 writer (the session's driver thread or the executor's commit thread) uses a ledger; the chunk records are
-kept in memory after one manifest read at start.
+kept in memory after one manifest read at start. Retention never applies (``retain=False``): every chunk is
+needed until its input is published, and the final outputs are kept.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class FaceLedger:
             staged, data = self.staging / name, chunk.to_bytes()
             atomic_write_bytes(staged, data)
             try:
-                record = self.manifests.publish(staged, name, counter=chunk.index)
+                record = self.manifests.publish(staged, name, counter=chunk.index, retain=False)
             finally:
                 staged.unlink(missing_ok=True)
             self._records[name] = record
@@ -236,7 +237,7 @@ class FaceLedger:
 
     def _publish_output(self, path: Path) -> None:
         previous = self._records.get(path.name)
-        record = self.manifests.publish(path, path.name, counter=None, tags=("final",))
+        record = self.manifests.publish(path, path.name, counter=None, tags=("final",), retain=False)
         self._records[path.name] = record
         if previous is not None and previous.key != record.key:
             self.manifests.forget({previous.key})
