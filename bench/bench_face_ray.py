@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_face import make_video
 
+from jobs.face_detection.build import build_detector, detector_id, pipeline_settings, weights_file
 from jobs.face_detection.executor import LocalExecutor, process_inputs
-from jobs.face_detection.job import build_detector, detector_id, pipeline_settings, weights_file
 from jobs.face_detection.ledger import FaceLedger
 from jobs.face_detection.pipeline import FacePipeline
 from jobs.face_detection.ray_executor import RayExecutor

@@ -148,7 +148,7 @@ def process_inputs(
 ) -> tuple[InputStatus, dict[str, InputOutcome], set[str]]:
     """Run ``executor`` over ``paths`` (output names: their stems) outside a job, as benchmarks and tests do.
     Returns the executor's result, each input's outcome and the names found finished already."""
-    from jobs.face_detection.job import declared_frames
+    from jobs.face_detection.build import declared_frames
 
     hooks = hooks or ExecutorHooks()
     names = {p: p.stem for p in paths}

@@ -54,7 +54,7 @@ class FaceWorker:
                  gpus: float, threads: int) -> None:
         import torch
 
-        from jobs.face_detection.job import build_detector, pipeline_settings
+        from jobs.face_detection.build import build_detector, pipeline_settings
         from jobs.face_detection.pipeline import FacePipeline
 
         torch.set_num_threads(threads)

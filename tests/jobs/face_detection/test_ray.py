@@ -156,8 +156,8 @@ def test_driver_kill_9_then_rerun_is_identical(
 def test_a_worker_killed_mid_chunk_has_its_chunk_redone_once(
     tmp_path: Path, videos: Path, reference: dict[str, bytes], ray_address: str
 ) -> None:
+    from jobs.face_detection.build import detector_id, pipeline_settings, weights_file
     from jobs.face_detection.executor import ExecutorHooks, process_inputs
-    from jobs.face_detection.job import detector_id, pipeline_settings, weights_file
     from jobs.face_detection.ledger import FaceLedger
     from jobs.face_detection.pipeline import FacePipeline
     from jobs.face_detection.ray_executor import IN_FLIGHT_PER_WORKER, RayExecutor
