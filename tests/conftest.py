@@ -1,14 +1,26 @@
-"""Shared fixtures: a command job in an awkward folder (spaces, unicode) with a deterministic trainer."""
+"""Shared fixtures: a command job in an awkward folder (spaces, unicode) with a deterministic trainer, and the
+CLI run in-process through ``main(argv)`` (:func:`cli`) or as ``python -m orchestrator`` (:func:`cli_process`)."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from orchestrator.core.logs import ROOT_LOGGER
+
+pytest_plugins = ["pytester"]  # tests/checkpoints/test_contract_package.py runs a store author's test module
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -71,11 +83,75 @@ def job_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def cli(job_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-        ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m orchestrator ARGS`` in ``job_dir`` as a user would."""
+@dataclass(frozen=True)
+class CliResult:
+    """What a user sees of one CLI command: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextmanager
+def _process_state_restored(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` for the call; afterwards put back cwd, the environment, signal handlers and our loggers."""
+    cwd = os.getcwd()
+    saved_env = {key: os.environ.get(key) for key in env}
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    logger = logging.getLogger(ROOT_LOGGER)
+    saved_logging = (logger.level, list(logger.handlers), logger.propagate)
+    saved_tempdir = tempfile.tempdir
+    os.environ.update(env)
+    if "TMPDIR" in env:
+        tempfile.tempdir = None  # gettempdir() caches its answer: let it see the new TMPDIR
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        tempfile.tempdir = saved_tempdir
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for added in [h for h in logger.handlers if h not in saved_logging[1]]:
+            logger.removeHandler(added)
+            added.close()
+        logger.handlers[:] = saved_logging[1]
+        logger.setLevel(saved_logging[0])
+        logger.propagate = saved_logging[2]
+
+
+def cli(job_dir: Path, *args: str, env: dict[str, str] | None = None) -> CliResult:
+    """Run ``orchestrator ARGS`` through ``main(argv)`` in this process, in ``job_dir``, as a user would.
+
+    stdout, stderr and the exit code are captured (an ``argparse`` usage error's ``SystemExit`` included);
+    ``env`` is added to the environment for the call (the job's child processes inherit it). The working
+    directory, environment, signal handlers and logging are restored afterwards. Tests that need a separate
+    process (kill -9, signals, two sessions at once, ``python -m orchestrator`` itself) use
+    :func:`cli_process` or :func:`popen_cli`.
+    """
+    from orchestrator.app.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with _process_state_restored(env or {}), redirect_stdout(out), redirect_stderr(err):
+        os.chdir(job_dir)
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def cli_process(job_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+                ) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m orchestrator ARGS`` in ``job_dir`` in a process of its own (end-to-end tests)."""
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=job_dir, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+                          text=True, timeout=timeout, check=False, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
 def popen_cli(job_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -18,7 +18,6 @@ from typing import Any
 from orchestrator.app import api
 from orchestrator.app.jobfile import json_schema
 from orchestrator.core.errors import OrchestratorError
-from orchestrator.core.logs import setup_console_logging
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.state import JobState
 
@@ -56,8 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec = api.load_job(args.job)
-    setup_console_logging(args.verbose)
-    result = api.run(spec, takeover=args.takeover, retry=args.retry, reopen=args.reopen, console=False)
+    result = api.run(spec, takeover=args.takeover, retry=args.retry, reopen=args.reopen, verbose=args.verbose)
     if result.state is JobState.COMPLETED:
         print(f"job {spec.name} completed")
     elif result.state is not JobState.FAILED:

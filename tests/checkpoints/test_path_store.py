@@ -8,9 +8,9 @@ import pytest
 
 from checkpoints.memory_store import MemoryStore
 from checkpoints.path_store import PathStore
+from checkpoints.testing import StoreContract
 from orchestrator.core.atomic import temp_path_for
 from orchestrator.core.errors import StorageError
-from tests.checkpoints.contract import StoreContract
 
 
 class TestPathStore(StoreContract):

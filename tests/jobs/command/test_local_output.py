@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import cli, job_yaml, popen_cli
 
 ENV = {"STEPS": "12", "STEP_SECONDS": "0.05"}
@@ -33,6 +35,7 @@ def test_checkpoints_reach_the_store_and_retention_keeps_the_newest(job_dir: Pat
     assert (job_dir / "work" / "count" / "output" / "result.txt").exists()
 
 
+@pytest.mark.slow
 def test_blank_machine_after_kill_9_restores_from_the_store(job_dir: Path) -> None:
     local_job(job_dir)
     reference = cli(job_dir, "run", "job.yaml", env=ENV)

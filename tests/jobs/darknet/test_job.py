@@ -1,5 +1,7 @@
 """The darknet job kind end to end through the CLI, with the stand-in darknet (tests/fakes/darknet).
 
+The CLI runs in this process (``main(argv)``); the kill -9 tests run ``python -m orchestrator`` as a process.
+
 Kill -9 mid-training and lose the VM, a truncated newest backup, a deadline stop, a NaN divergence.
 """
 
@@ -25,6 +27,8 @@ from jobs.darknet.job import DarknetJob, tag_best
 from jobs.darknet.weights import DarknetWeightsValidator
 from orchestrator.app.jobfile import load_job_file
 from orchestrator.core.paths import JobPaths
+from tests.conftest import CliResult
+from tests.conftest import cli as run_cli
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE = ROOT / "tests" / "fakes" / "darknet"
@@ -72,16 +76,21 @@ def job_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def _env(job_dir: Path) -> dict[str, str]:
+def _tmpdir(job_dir: Path) -> dict[str, str]:
     """The job's space-free symlink to its work folder goes in a temp folder of this test, not the real /tmp."""
     tmp = job_dir.parent / "tmp"
     tmp.mkdir(exist_ok=True)
-    return {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
+    return {"TMPDIR": str(tmp)}
 
 
-def cli(job_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=job_dir, capture_output=True,
-                          text=True, timeout=timeout, env=_env(job_dir), check=False)
+def _env(job_dir: Path) -> dict[str, str]:
+    """The environment of an ``orchestrator`` process of its own (the kill -9 tests)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), **_tmpdir(job_dir)}
+
+
+def cli(job_dir: Path, *args: str) -> CliResult:
+    """``orchestrator ARGS`` through ``main(argv)`` in this process (see tests/conftest.py)."""
+    return run_cli(job_dir, *args, env=_tmpdir(job_dir))
 
 
 def manifest_counters(job_dir: Path) -> list[tuple[str, int | None]]:

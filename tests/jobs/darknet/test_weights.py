@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints.validators import Validator, Verdict
+from checkpoints.discovery import find_latest_checkpoint
+from checkpoints.manifest import Manifest
+from checkpoints.validators import Verdict
 from jobs.darknet.cfg import load_cfg
 from jobs.darknet.weights import (
     DarknetWeightsValidator,
@@ -58,8 +60,21 @@ def test_real_weights_are_valid_with_their_iteration(validator: DarknetWeightsVa
     assert validator.validate(path) == Verdict(True, counter=iteration)
 
 
-def test_conforms_to_the_shared_validator_protocol(validator: DarknetWeightsValidator) -> None:
-    assert isinstance(validator, Validator)
+def test_shared_discovery_with_it_resumes_from_the_newest_intact_weights(validator: DarknetWeightsValidator,
+                                                                        tmp_path: Path) -> None:
+    """Plugged into checkpoints.discovery: header counters rank the files, a torn newer backup is passed over."""
+    backup = tmp_path / "backup ü"
+    backup.mkdir()
+    shutil.copy(PJ / "micro_100.weights", backup / "micro_100.weights")
+    shutil.copy(PJ / "micro.backup.truncated", backup / "micro.backup")  # header says 200, body cut short
+    (backup / "micro_300.weights").write_bytes(header_bytes_for(0, 2, 0, 1200))  # a header and nothing else
+    choice = find_latest_checkpoint(None, Manifest(), local_dir=backup, validator=validator)
+    assert choice.chosen is not None
+    assert (choice.chosen.name, choice.chosen.counter) == ("micro_100.weights", 100)
+    skipped = {judged.candidate.name: (judged.candidate.counter, judged.reason) for judged in choice.skipped}
+    assert skipped.keys() == {"micro_300.weights", "micro.backup"}
+    assert skipped["micro_300.weights"][0] == 300 and skipped["micro.backup"][0] == 200
+    assert "truncated" in skipped["micro.backup"][1] and "20,000 bytes" in skipped["micro.backup"][1]
 
 
 def test_truncated_backup_from_a_disconnect_is_rejected(validator: DarknetWeightsValidator) -> None:

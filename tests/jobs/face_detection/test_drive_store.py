@@ -83,6 +83,7 @@ def stored_chunks(fake: DriveFake) -> list[str]:
     return sorted(name for name in stored_records(fake) if name.endswith(".chunk"))
 
 
+@pytest.mark.slow
 def test_outputs_land_in_drive_and_a_blank_vm_resumes_from_there(tmp_path: Path, fake: DriveFake) -> None:
     reference = job_folder(tmp_path / "reference")
     done = run(reference, fake, "run", "job.yaml")

@@ -1,4 +1,5 @@
-"""The face_detection job kind through the real CLI: `python -m orchestrator run job.yaml`."""
+"""The face_detection job kind through the real CLI: ``main(argv)`` in this process (``cli``), and
+``python -m orchestrator run job.yaml`` as a process of its own where it is killed or signalled (``popen``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import cv2
 import pytest
+
+from tests.conftest import cli
 
 from .conftest import committed_chunks, kill_after_chunks, write_face_video
 from .mp4_boxes import video_tracks
@@ -32,17 +35,13 @@ def job_folder(tmp_path: Path, frames: int = 12, extra: str = "") -> Path:
     return folder
 
 
-def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=folder, capture_output=True, text=True, check=False,
-                          timeout=180, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
-
-
 def popen(folder: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=folder,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> None:
     folder = job_folder(tmp_path)
     (folder / "videos" / "broken.mp4").write_bytes(os.urandom(3000))
@@ -62,6 +61,7 @@ def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> 
     assert again.returncode == 0 and "already completed" in again.stderr + again.stdout
 
 
+@pytest.mark.slow
 def test_kill_9_and_rerun_equals_an_uninterrupted_run_with_an_h264_mp4(tmp_path: Path) -> None:
     reference = job_folder(tmp_path / "reference", frames=24)
     assert cli(reference, "run", "job.yaml").returncode == 0
@@ -96,6 +96,7 @@ def test_kill_9_and_rerun_equals_an_uninterrupted_run_with_an_h264_mp4(tmp_path:
     assert "clip.annotated.mp4" in listing and "clip.summary.json" in listing and ".chunk" not in listing
 
 
+@pytest.mark.slow
 def test_mjpg_avi_stays_an_option(tmp_path: Path) -> None:
     folder = job_folder(tmp_path, frames=6, extra="video: avi\n")
     assert cli(folder, "run", "job.yaml").returncode == 0
@@ -106,6 +107,7 @@ def test_mjpg_avi_stays_an_option(tmp_path: Path) -> None:
     assert not (out / "clip.annotated.mp4").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_pauses_and_the_next_run_continues(tmp_path: Path) -> None:
     folder = job_folder(tmp_path, frames=24)
     out, store = folder / "jobs" / "faces" / "output", folder / "jobs" / "faces" / "store"

@@ -93,6 +93,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, videos: Path) -> dict[st
     return found
 
 
+@pytest.mark.slow
 def test_two_workers_over_four_videos_are_byte_identical_to_local(
     tmp_path: Path, videos: Path, reference: dict[str, bytes], ray_address: str
 ) -> None:
@@ -153,6 +154,7 @@ def test_driver_kill_9_then_rerun_is_identical(
     assert outputs(folder) == reference
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_chunk_has_its_chunk_redone_once(
     tmp_path: Path, videos: Path, reference: dict[str, bytes], ray_address: str
 ) -> None:

@@ -1,4 +1,7 @@
-"""The run/status cycle through the real CLI, as a user drives it."""
+"""The run/status cycle through the real CLI, as a user drives it.
+
+``cli`` runs ``main(argv)`` in this process; a kill -9, a SIGTERM and two sessions at once need processes of
+their own (``popen_cli``)."""
 
 from __future__ import annotations
 

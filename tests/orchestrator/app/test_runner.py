@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,28 +14,41 @@ from orchestrator.app.jobfile import parse_job_text
 from orchestrator.app.runner import JobRunner
 from orchestrator.core.errors import BuildError
 from orchestrator.core.journal import Journal
+from orchestrator.core.paths import JobPaths
+from orchestrator.core.spec import JobSpecBase
 from orchestrator.core.state import JobState
 
 
+@dataclass
+class Script:
+    """One test's scenario: the steps' fingerprints, which outputs are present, what ran, what runs return."""
+
+    inputs: dict[str, str] = field(default_factory=lambda: {"build": "fp-a", "dataset": "fp-b"})
+    present: dict[str, bool] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+    outcomes: list[Any] = field(default_factory=list)
+
+
 class StepJob(JobKind):
-    """Two steps whose fingerprints come from ``inputs``; ``outcomes`` are returned by successive runs."""
+    """Two steps whose fingerprints come from the script's ``inputs``; its ``outcomes`` are returned by
+    successive runs."""
 
     kind = "command"
-    inputs: dict[str, str] = {}
-    present: dict[str, bool] = {}
-    ran: list[str] = []
-    outcomes: list[Any] = []
+
+    def __init__(self, spec: JobSpecBase, paths: JobPaths, script: Script) -> None:
+        super().__init__(spec, paths)
+        self.script = script
 
     def steps(self, ctx: JobContext) -> list[Step]:
         def action(name: str):
             def run(c: JobContext) -> None:
-                StepJob.ran.append(name)
+                self.script.ran.append(name)
             return run
-        return [Step(name, self.inputs[name], action(name), lambda n=name: StepJob.present.get(n, True))
+        return [Step(name, self.script.inputs[name], action(name), lambda n=name: self.script.present.get(n, True))
                 for name in ("build", "dataset")]
 
     def run(self, ctx: JobContext) -> RunOutcome:
-        outcome = StepJob.outcomes.pop(0)
+        outcome = self.script.outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
         if callable(outcome):
@@ -42,16 +57,19 @@ class StepJob(JobKind):
 
 
 @pytest.fixture
-def runner(tmp_path: Path):
-    StepJob.inputs = {"build": "fp-a", "dataset": "fp-b"}
-    StepJob.present, StepJob.ran, StepJob.outcomes = {}, [], []
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture
+def runner(tmp_path: Path, script: Script):
     text = (f"name: stepjob\nkind: command\ncheckpoint_dir: '{tmp_path}'\ncommand: [x]\n"
             "restart: {max_restarts: 1, backoff: 0}\n")
     spec = parse_job_text(text, "job.yaml", tmp_path)
 
     def make(now=None) -> JobRunner:
         kwargs = {"now": now} if now else {}
-        return JobRunner(spec, kind_factory=lambda kind: StepJob, **kwargs)
+        return JobRunner(spec, kind_factory=lambda kind: partial(StepJob, script=script), **kwargs)
     return make
 
 
@@ -59,31 +77,31 @@ def journal_events(r: JobRunner, name: str) -> list[dict]:
     return [e for e in Journal(r.paths.journal).events() if e["event"] == name]
 
 
-def test_steps_run_once_and_rerun_only_when_inputs_change_or_outputs_vanish(runner) -> None:
-    StepJob.outcomes = [Stopped("deadline"), Stopped("deadline"), Stopped("deadline"), Completed()]
+def test_steps_run_once_and_rerun_only_when_inputs_change_or_outputs_vanish(runner, script: Script) -> None:
+    script.outcomes = [Stopped("deadline"), Stopped("deadline"), Stopped("deadline"), Completed()]
     r = runner()
     assert r.run(handle_signals=False).state is JobState.PAUSED
-    assert StepJob.ran == ["build", "dataset"]
+    assert script.ran == ["build", "dataset"]
     r.run(handle_signals=False)
-    assert StepJob.ran == ["build", "dataset"]  # nothing changed: both skipped
+    assert script.ran == ["build", "dataset"]  # nothing changed: both skipped
     assert len(journal_events(r, "step_skipped")) == 2
-    StepJob.inputs["dataset"] = "fp-b2"     # the dataset changed
-    StepJob.present["build"] = False        # the local build vanished with the VM
+    script.inputs["dataset"] = "fp-b2"     # the dataset changed
+    script.present["build"] = False        # the local build vanished with the VM
     r.run(handle_signals=False)
-    assert StepJob.ran == ["build", "dataset", "build", "dataset"]
+    assert script.ran == ["build", "dataset", "build", "dataset"]
     assert r.run(handle_signals=False).state is JobState.COMPLETED
 
 
-def test_crash_then_success_within_one_session(runner) -> None:
-    StepJob.outcomes = [Crashed("exit code 1", 1, ["oops"]), Completed("ok")]
+def test_crash_then_success_within_one_session(runner, script: Script) -> None:
+    script.outcomes = [Crashed("exit code 1", 1, ["oops"]), Completed("ok")]
     r = runner()
     result = r.run(handle_signals=False)
     assert result.state is JobState.COMPLETED and result.exit_code == 0
     assert [e["exit_code"] for e in journal_events(r, "crash")] == [1]
 
 
-def test_error_a_restart_cannot_fix_fails_at_once_and_is_recorded(runner) -> None:
-    StepJob.outcomes = [BuildError("darknet did not compile: missing cuda.h")]
+def test_error_a_restart_cannot_fix_fails_at_once_and_is_recorded(runner, script: Script) -> None:
+    script.outcomes = [BuildError("darknet did not compile: missing cuda.h")]
     r = runner()
     with pytest.raises(BuildError):
         r.run(handle_signals=False)
@@ -92,7 +110,7 @@ def test_error_a_restart_cannot_fix_fails_at_once_and_is_recorded(runner) -> Non
     assert record.sessions[-1].end_reason == "failed"
 
 
-def test_deadline_with_a_fake_clock(runner) -> None:
+def test_deadline_with_a_fake_clock(runner, script: Script) -> None:
     clock = [1_000_000.0]
 
     def work(ctx: JobContext) -> RunOutcome:
@@ -104,7 +122,7 @@ def test_deadline_with_a_fake_clock(runner) -> None:
                 return Stopped(reason)
         return Completed()
 
-    StepJob.outcomes = [work]
+    script.outcomes = [work]
     r = runner(now=lambda: clock[0])
     result = r.run(handle_signals=False)
     assert result.state is JobState.PAUSED and result.reason == "deadline"
@@ -114,12 +132,12 @@ def test_deadline_with_a_fake_clock(runner) -> None:
     assert record.progress.rate() == pytest.approx(1 / 600)
 
 
-def test_completed_job_reopens_only_on_request(runner) -> None:
-    StepJob.outcomes = [Completed("first"), Completed("second")]
+def test_completed_job_reopens_only_on_request(runner, script: Script) -> None:
+    script.outcomes = [Completed("first"), Completed("second")]
     r = runner()
     assert r.run(handle_signals=False).state is JobState.COMPLETED
     assert r.run(handle_signals=False).reason == "first"  # nothing ran: already completed
-    assert StepJob.outcomes == [Completed("second")]
+    assert script.outcomes == [Completed("second")]
     result = r.run(handle_signals=False, reopen=True)
     assert result.state is JobState.COMPLETED and result.reason == "second"
     reasons = [e["reason"] for e in journal_events(r, "transition") if e["from_state"] == "completed"]

@@ -1,19 +1,23 @@
-"""The contract every ``CheckpointStore`` backend passes.
+"""The contract every ``CheckpointStore`` backend passes: a pytest suite shipped with the package, so the author
+of another store (S3, GCS, a club's NAS) runs the same tests our stores pass. It needs pytest (the ``test``
+extra: ``pip install "gpu-orchestrator[test]"``); nothing else in the package imports this module.
 
 Use it from a backend's test module by subclassing and supplying a ``store`` fixture (an empty store)::
 
-    from tests.checkpoints.contract import StoreContract
+    import pytest
+    from checkpoints.testing import StoreContract
 
-    class TestPathStore(StoreContract):
+    class TestMyStore(StoreContract):
         @pytest.fixture
         def store(self, tmp_path):
-            return PathStore(tmp_path / "store root")
+            return MyStore(tmp_path / "store root")
 
         def leave_partial(self, store, key):   # optional: see test_list_excludes_partial_objects
             ...
 
-Keys used here are deliberately awkward (spaces, unicode, nested folders). Listing prefixes are ``""`` or a
-folder ending in ``/``; entries come back with exactly the keys they were written under.
+pytest collects the inherited ``test_*`` methods in ``TestMyStore`` (see docs/checkpoints.md). Keys used here
+are deliberately awkward (spaces, unicode, nested folders). Listing prefixes are ``""`` or a folder ending in
+``/``; entries come back with exactly the keys they were written under.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
+try:
+    import pytest
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError('checkpoints.testing is a pytest suite: pip install "gpu-orchestrator[test]"') from exc
 
 from checkpoints.store import CheckpointStore, StoreEntry
 from orchestrator.core.atomic import atomic_write_bytes
 from orchestrator.core.errors import StorageError
+
+__all__ = ["AWKWARD_KEY", "StoreContract"]
 
 AWKWARD_KEY = "run 1/ünïcödé ckpt/micro 300.weights"
 MB = 1 << 20
