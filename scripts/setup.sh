@@ -22,4 +22,13 @@ if ! .venv/bin/python -c "import cv2" 2>/dev/null; then
     apt-get update -qq && apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
   fi
 fi
+# FUSE for the Drive mount double (tests/mounts): Debian's fuse3 gives libfuse3 and fusermount3; mfusepy (test
+# extra) binds it. Installed only when missing.
+if ! command -v fusermount3 >/dev/null || ! ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so'; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq fuse3 libfuse3-3 >/dev/null
+  else
+    echo "setup: FUSE (fuse3) is missing and cannot be installed here; the mount-double tests will fail" >&2
+  fi
+fi
 .venv/bin/python -c "import orchestrator, torch, cv2, google_auth_oauthlib; print('orchestrator ready: torch', torch.__version__, '| cv2', cv2.__version__)"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.darknet.voc import Issue, check_yolo_lines, parse_voc, to_yolo_lines
+from jobs.data.folders import walk_folder
 from orchestrator.core.atomic import atomic_write_json, atomic_write_text
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import progress_bar
@@ -65,11 +66,10 @@ def find_samples(root: Path, fmt: str) -> list[Sample]:
         raise ConfigError(f"dataset.path {root} is not a folder")
     suffix = ".xml" if fmt == "voc" else ".txt"
     samples = []
-    for dirpath, dirnames, names in os.walk(root):
-        dirnames.sort()
+    for dirpath, _, names in walk_folder(root):
         folder = Path(dirpath)
         present = set(names)
-        for name in sorted(names):
+        for name in names:
             if not name.endswith(IMAGE_SUFFIXES):
                 continue
             stem = name.rsplit(".", 1)[0]
@@ -88,9 +88,8 @@ def dataset_signature(root: Path) -> str:
     if not root.is_dir():
         return "missing"
     wanted = IMAGE_SUFFIXES + (".xml", ".txt")
-    for dirpath, dirnames, names in os.walk(root):
-        dirnames.sort()
-        for name in sorted(names):
+    for dirpath, _, names in walk_folder(root):
+        for name in names:
             if name.endswith(wanted):
                 path = Path(dirpath) / name
                 try:

@@ -45,6 +45,7 @@ from jobs.darknet.paths import DarknetPaths
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
 from jobs.darknet.stop_rule import Exited, KeepGoing, Kill, StopDecision, StopNow, StopRule
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
+from jobs.data import ExtractLimits, archive_signature, is_archive, stage_archive
 from orchestrator.core.atomic import atomic_write_text
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import get_logger
@@ -119,7 +120,7 @@ class DarknetJob(JobKind):
         # the source's listing is part of the fingerprint: added or changed images re-prepare the data
         dataset_fp = _digest(spec.dataset.model_dump(mode="json"), spec.cfg,
                              spec.train.model_dump(mode="json", exclude={"recent_backup"}),  # stop rule only
-                             spec.darknet.fork, spec.darknet.source, dataset_signature(spec.dataset.path),
+                             spec.darknet.fork, spec.darknet.source, self._dataset_signature(),
                              self._cfg_source_signature())
         steps.append(Step("dataset", dataset_fp, self._step_dataset,
                           lambda: self.kind_paths.obj_data.is_file() and (self.cfg_path() or Path("/-")).is_file(),
@@ -128,6 +129,13 @@ class DarknetJob(JobKind):
             steps.append(Step("pretrained", _digest(spec.pretrained, spec.pretrained_sha256), self._step_pretrained,
                               lambda: (self.pretrained_path() or Path("/-")).is_file(), "pretrained weights"))
         return steps
+
+    def _dataset_signature(self) -> str:
+        """An archive by its signature (one open, no listing); a folder by the listing of its files."""
+        path = self.spec.dataset.path
+        if is_archive(path):
+            return "archive:" + (archive_signature(path) if path.is_file() else "missing")
+        return dataset_signature(path)
 
     def _darknet_source_signature(self) -> str:
         source = self.spec.darknet.source
@@ -159,9 +167,16 @@ class DarknetJob(JobKind):
     def _step_dataset(self, ctx: JobContext) -> None:
         spec, fork, where = self.spec, self._fork(), self.kind_paths
         where.ensure_darknet_view()
+        root = spec.dataset.path
+        if is_archive(root):
+            limits = ExtractLimits(max_bytes=spec.dataset.archive_max_bytes) if spec.dataset.archive_max_bytes else None
+            staged = stage_archive(root, where.archive_stage, limits)
+            ctx.record_event("dataset_archive_staged", archive=str(root), signature=staged.signature,
+                             files=staged.files, bytes=staged.bytes, reused=staged.reused)
+            root = staged.root
         # written under darknet's name for the work folder: the list files and obj.data are darknet's to read
         report = prepare_dataset(
-            spec.dataset.path, where.for_darknet(where.dataset), spec.dataset.format, spec.dataset.classes,
+            root, where.for_darknet(where.dataset), spec.dataset.format, spec.dataset.classes,
             test_fraction=spec.dataset.test_fraction, seed=spec.dataset.seed,
             max_files_per_folder=spec.dataset.max_files_per_folder, link="hardlink", fork=fork.value,
             backup=where.for_darknet(where.backup),

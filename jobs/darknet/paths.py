@@ -81,6 +81,11 @@ class DarknetPaths:
         return self.work / "dataset"
 
     @property
+    def archive_stage(self) -> Path:
+        """Where an archive ``dataset.path`` is extracted on this machine (local disk: once per machine)."""
+        return self.work / "dataset-archive"
+
+    @property
     def obj_data(self) -> Path:
         return self.dataset / "obj.data"
 

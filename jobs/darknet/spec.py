@@ -76,12 +76,16 @@ class DarknetSourceSpec(StrictModel):
 
 
 class DatasetSpec(StrictModel):
-    path: ExpandedPath = Field(description="Folder of images with VOC .xml or YOLO .txt annotations beside them.")
+    path: ExpandedPath = Field(description=(
+        "Folder of images with VOC .xml or YOLO .txt annotations beside them (sub-folders are read too), or one "
+        "archive of such a folder (.zip, .tar, .tar.gz, .tgz), extracted safely onto local disk once per machine."))
     format: Literal["voc", "yolo"] = "voc"
     classes: list[str] | None = Field(None, min_length=1, description="Class names; default (VOC): from the data.")
     test_fraction: float = Field(0.1, ge=0, lt=1)
     max_files_per_folder: int = Field(1000, ge=2, description="Sub-folders hold at most this many files.")
     seed: str = "orchestrator"
+    archive_max_bytes: int | None = Field(
+        None, ge=1, description="Refuse an archive that extracts to more bytes (default: free disk, at most 64 GiB).")
 
 
 class TrainSpec(StrictModel):

@@ -76,10 +76,13 @@ def finish_input(task: InputTask, ledger: FaceLedger, video_format: str) -> Inpu
 class LocalExecutor:
     """Every chunk in this process: one input at a time, its missing runs of chunks in order."""
 
-    def __init__(self, pipeline: Any, logger: logging.Logger | None = None) -> None:
+    def __init__(self, pipeline: Any, logger: logging.Logger | None = None, prefetch: Any = None) -> None:
+        """``prefetch``: an ``inputs.InputPrefetcher`` copying the next inputs off a slow mount meanwhile."""
+        from jobs.face_detection.inputs import InputPrefetcher
         from jobs.face_detection.pipeline import FacePipeline
 
         self.pipeline: FacePipeline = pipeline
+        self.prefetch: InputPrefetcher | None = prefetch
         self.log = logger or logging.getLogger(__name__)
 
     def status(self) -> dict[str, Any]:
@@ -107,18 +110,27 @@ class LocalExecutor:
         return commit
 
     def _run_one(self, task: InputTask, ledger: FaceLedger, hooks: ExecutorHooks) -> InputOutcome | None:
+        read_from = self.prefetch.take(task.path) if self.prefetch is not None else task.path
+        try:
+            return self._make(task, read_from, ledger, hooks)
+        finally:
+            if self.prefetch is not None:
+                self.prefetch.release(task.path)
+
+    def _make(self, task: InputTask, read_from: Path, ledger: FaceLedger, hooks: ExecutorHooks
+              ) -> InputOutcome | None:
         from jobs.face_detection.pipeline import ChunkMaker
 
         video_format = self.pipeline.settings.video_format
         state = ledger.chunks(task.name, task.fingerprint)
         if task.image and not state.complete:
             try:
-                self._commit(ledger, hooks)(self.pipeline.image_chunk(task.path, task.name, task.fingerprint))
+                self._commit(ledger, hooks)(self.pipeline.image_chunk(read_from, task.name, task.fingerprint))
             except InputError as exc:
                 ledger.record_failure(task.name, task.fingerprint, str(exc))
                 return InputOutcome(InputStatus.FAILED, str(exc))
             return finish_input(task, ledger, video_format)
-        maker = ChunkMaker(self.pipeline, task.path, task.name, task.fingerprint)
+        maker = ChunkMaker(self.pipeline, read_from, task.name, task.fingerprint)
         try:
             while not state.complete:
                 for first, stop in missing_spans(state, task.expected_chunks):

@@ -1,8 +1,13 @@
-"""Finding a job's inputs (folders, files, globs) and giving each a stable, unique output name."""
+"""Finding a job's inputs (folders, files, globs), giving each a stable, unique output name, and prefetching the
+next ones from a slow mount onto local disk."""
 
 from __future__ import annotations
 
 import glob
+import os
+import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from jobs.face_detection.spec import FaceDetectionSpec
@@ -61,3 +66,102 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
                 name = f"{parent}_{name}"
             names[path] = name
     return names
+
+
+class InputPrefetcher:
+    """Copies the next inputs from a slow mount to local disk while the current one is processed.
+
+    A background thread copies the inputs in order into ``cache`` (temp name, then rename), holding at most
+    ``budget_bytes`` of copies not yet released; an input larger than the whole budget, or on the same file
+    system as ``cache`` (already local), is read where it is. ``take(path)`` waits for that input's copy and
+    returns the path to read; ``release(path)`` deletes the copy once the input is processed. The copy holds the
+    same bytes, so the pipeline's content fingerprint of an input is the same either way. ``skip(path)`` (asked
+    in the background) leaves out inputs that need no reading, such as those finished in an earlier session.
+    """
+
+    def __init__(self, inputs: list[Path], cache: Path, budget_bytes: int,
+                 skip: Callable[[Path], bool] = lambda path: False) -> None:
+        self.cache, self.budget, self.skip = cache, budget_bytes, skip
+        self._order = list(dict.fromkeys(inputs))
+        self._local: dict[Path, Path | None] = {}  # done: the copy, or None (read in place)
+        self._held: dict[Path, int] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if budget_bytes > 0 and self._order:
+            shutil.rmtree(cache, ignore_errors=True)  # copies left by a session that was killed
+            cache.mkdir(parents=True, exist_ok=True)
+            self._device = os.stat(cache).st_dev
+            self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+            self._thread.start()
+
+    def _wanted(self, path: Path) -> int | None:
+        """The bytes to copy for ``path``, or None when it is read in place (or not at all: ``skip``)."""
+        try:
+            st = path.stat()
+            if self.skip(path):
+                return None
+        except OSError:
+            return None  # the pipeline reports the unreadable input
+        if st.st_dev == self._device or st.st_size > self.budget:
+            return None
+        return st.st_size
+
+    def _run(self) -> None:
+        for index, path in enumerate(self._order):
+            size = self._wanted(path)
+            with self._cond:
+                while size is not None and not self._closed and sum(self._held.values()) + size > self.budget:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                if size is not None:
+                    self._held[path] = size
+            local = None
+            if size is not None:
+                local = self.cache / f"{index:05d}" / path.name  # messages about the copy name the input
+                tmp = local.with_name(local.name + ".part")
+                try:
+                    local.parent.mkdir(exist_ok=True)
+                    shutil.copyfile(path, tmp)
+                    os.replace(tmp, local)
+                except OSError:
+                    tmp.unlink(missing_ok=True)
+                    local = None
+            with self._cond:
+                if local is None:
+                    self._held.pop(path, None)
+                self._local[path] = local
+                self._cond.notify_all()
+
+    def take(self, path: Path) -> Path:
+        """The file to read for ``path``: its local copy once made, or ``path`` itself."""
+        if self._thread is None or path not in self._order:
+            return path
+        with self._cond:
+            while path not in self._local and not self._closed:
+                self._cond.wait()
+            return self._local.get(path) or path
+
+    def release(self, path: Path) -> None:
+        """The input is processed: its copy is deleted and its bytes return to the budget."""
+        with self._cond:
+            local = self._local.get(path)
+            self._held.pop(path, None)
+            self._cond.notify_all()
+        if local is not None:
+            shutil.rmtree(local.parent, ignore_errors=True)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            shutil.rmtree(self.cache, ignore_errors=True)
+
+    def __enter__(self) -> InputPrefetcher:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -21,7 +21,8 @@ from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
 from jobs.face_detection.build import build_detector, declared_frames, detector_id, pipeline_settings, weights_file
 from jobs.face_detection.chunks import ChunkResult, InputStatus
 from jobs.face_detection.executor import Executor, ExecutorHooks, InputTask, LocalExecutor, plan_inputs
-from jobs.face_detection.inputs import discover_inputs, output_names
+from jobs.face_detection.hw_video import choose_decoder, probe_video_hardware
+from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_names
 from jobs.face_detection.ledger import FaceLedger, InputOutcome
 from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.pipeline import FacePipeline
@@ -52,16 +53,19 @@ class FaceDetectionJob(JobKind):
     def ledger(self, session_id: str = "", logger: logging.Logger | None = None) -> FaceLedger:
         return FaceLedger(self.checkpoints(session_id, logger), self.kind_paths, logger)
 
-    def executor(self, pipeline_id: str, weights: Path | None, ctx: JobContext) -> tuple[Executor, FacePipeline | None]:
-        """The executor the spec asks for (and the local pipeline it holds, if any)."""
+    def executor(self, pipeline_id: str, weights: Path | None, decoder: str, tasks: list[InputTask],
+                 ctx: JobContext) -> Executor:
+        """The executor the spec asks for; the local one prefetches the tasks' inputs off a mount."""
         spec = self.spec
         if isinstance(spec.executor, RayExecutorSpec):
             from jobs.face_detection.ray_executor import RayExecutor
 
-            return RayExecutor(spec, spec.executor, weights, pipeline_id, ctx.log), None
+            return RayExecutor(spec, spec.executor, weights, pipeline_id, ctx.log)
         detector, _ = build_detector(spec, self.kind_paths.weights_cache, weights=weights)
         pipeline = FacePipeline(detector, pipeline_settings(spec), pipeline_id)
-        return LocalExecutor(pipeline, ctx.log), pipeline
+        pipeline.decoder = decoder
+        prefetch = InputPrefetcher([t.path for t in tasks], self.kind_paths.prefetch, int(spec.prefetch_gb * 1e9))
+        return LocalExecutor(pipeline, ctx.log, prefetch)
 
     def run(self, ctx: JobContext) -> RunOutcome:
         spec = self.spec
@@ -69,6 +73,11 @@ class FaceDetectionJob(JobKind):
         names = output_names(inputs)
         weights = weights_file(spec, self.kind_paths.weights_cache)
         ident = detector_id(spec, weights)
+        decoder = "opencv-cpu"  # Ray actors decode with OpenCV (their own machines' hardware is not probed)
+        if not isinstance(spec.executor, RayExecutorSpec):
+            decoder = choose_decoder(probe_video_hardware(), spec.video_decoder)
+        if decoder != "opencv-cpu":  # another decoder's frames differ slightly: not the same results
+            ident = f"{ident}|decoder={decoder}"
         fingerprints = FacePipeline(_NoDetector(), pipeline_settings(spec), ident)  # fingerprints only
         ledger = self.ledger(ctx.session_id, ctx.log).open()
         expected = {path: declared_frames(path, spec.frame_step) for path in inputs}
@@ -81,11 +90,16 @@ class FaceDetectionJob(JobKind):
         for task in tasks:
             tally.committed[task.name] = ledger.committed_frames(task.name, task.fingerprint)
         tally.expected = {t.name: expected[t.path] for t in tasks}
-        executor, _ = self.executor(ident, weights, ctx)
+        executor = self.executor(ident, weights, decoder, tasks, ctx)
         ctx.log.info("%d inputs (%d to do), about %d frames to process, model %s, executor %s", len(inputs),
                      len(tasks), tally.total_frames, spec.model, spec.executor.type)
         hooks = self._hooks(ctx, tally, executor)
-        result = executor.run(tasks, ledger, hooks) if tasks else InputStatus.DONE
+        try:
+            result = executor.run(tasks, ledger, hooks) if tasks else InputStatus.DONE
+        finally:
+            prefetch = getattr(executor, "prefetch", None)
+            if prefetch is not None:
+                prefetch.close()
         if result is InputStatus.STOPPED:
             self._report(ctx, tally, executor)
             return Stopped(ctx.stop_requested() or "stop")

@@ -2,7 +2,8 @@
 
 Durable: the output folder in the job home (``<home>/<output>/``: per-input final outputs and
 ``batch_status.json``); the chunks themselves live in the job's store (``ledger.py``). Local: the cache of
-converted model weights and the staging folder of chunks on their way to or from the store, in the work folder.
+converted model weights, the prefetched copies of inputs and the staging folder of chunks on their way to or
+from the store, in the work folder.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class FacePaths:
     def weights_cache(self) -> Path:
         """Model weights converted on this machine (e.g. the imported tiny RetinaFace)."""
         return self.job.work / "weights"
+
+    @property
+    def prefetch(self) -> Path:
+        """Local copies of the next inputs, made while one is processed (``inputs.InputPrefetcher``)."""
+        return self.job.work / "prefetch"
 
     @property
     def staging(self) -> Path:

@@ -19,7 +19,8 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from jobs.face_detection.chunks import ChunkResult, InputStatus, SourceFacts, ch
 from jobs.face_detection.detections import FrameDetections
 from jobs.face_detection.detector import FaceDetector
 from jobs.face_detection.video_out import SegmentEncoder, segment_encoder
-from jobs.face_detection.video_source import InputError, VideoSource, is_image, read_image
+from jobs.face_detection.video_source import InputError, TorchcodecSource, VideoSource, is_image, open_video, read_image
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,29 @@ class FacePipeline:
         self.detector = detector
         self.settings = settings
         self.detector_id = detector_id
+        #: ``hw_video.choose_decoder``'s choice (set by the job): NVDEC on a GPU, else OpenCV on the CPU
+        self.decoder = "opencv-cpu"
+        #: runs of several inputs may be made at once (their decoders in parallel); detector calls take turns
+        self.detect_lock = threading.Lock()
+        self._active = 0  # runs in progress: OpenCV's pool is limited while any is
+        self._active_lock = threading.Lock()
+        self._cv2_threads = 0
+
+    @contextmanager
+    def opencv_limited(self) -> Iterator[None]:
+        """OpenCV's pool at one thread while any run is in progress; restored when the last one ends."""
+        with self._active_lock:
+            if self._active == 0:
+                self._cv2_threads = cv2.getNumThreads()
+                cv2.setNumThreads(1)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._active_lock:
+                self._active -= 1
+                if self._active == 0:
+                    cv2.setNumThreads(self._cv2_threads)
 
     def fingerprint(self, path: Path) -> str:
         """Input file + detector + every setting that changes a chunk's bytes."""
@@ -142,9 +166,10 @@ class ChunkMaker:
     one ended does not re-read the file from its start)."""
 
     def __init__(self, pipeline: FacePipeline, path: Path, name: str, fingerprint: str) -> None:
+        """``path`` is where the video is read (a prefetched local copy, or the input itself)."""
         self.pipeline, self.path, self.name, self.fingerprint = pipeline, path, name, fingerprint
         self.settings = pipeline.settings
-        self.source: VideoSource | None = None
+        self.source: VideoSource | TorchcodecSource | None = None
 
     def close(self) -> None:
         if self.source is not None:
@@ -166,21 +191,18 @@ class ChunkMaker:
             self.close()  # behind the reader: open again
         try:
             if self.source is None:
-                self.source = VideoSource(self.path)
+                self.source = open_video(self.path, self.pipeline.decoder)
         except InputError as exc:
             return RunResult(InputStatus.FAILED, str(exc))
-        previous_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
         try:
-            return _ChunkRun(self, first, stop, on_chunk, should_stop, on_frames).run()
+            with self.pipeline.opencv_limited():
+                return _ChunkRun(self, first, stop, on_chunk, should_stop, on_frames).run()
         except InputError as exc:
             self.close()
             return RunResult(InputStatus.FAILED, str(exc))
         except BaseException:
             self.close()
             raise
-        finally:
-            cv2.setNumThreads(previous_threads)
 
 
 class _ChunkBuilder:
@@ -314,7 +336,8 @@ class _ChunkRun:
                     break
                 batch, end_item = self._next_batch()
                 if batch:
-                    faces = detector.detect([small for _, _, small in batch])
+                    with self.maker.pipeline.detect_lock:  # runs made at once share the detector (one GPU)
+                        faces = detector.detect([small for _, _, small in batch])
                     results = []
                     for (index, frame, _), found in zip(batch, faces):
                         sx, sy = frame.shape[1] / self.small[0], frame.shape[0] / self.small[1]

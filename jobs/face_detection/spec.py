@@ -106,6 +106,11 @@ class FaceDetectionSpec(JobSpecBase):
         description="Who makes the chunks: {type: local} or {type: ray, address, workers, gpus_per_worker}.",
     )
     output: str = Field("output", description="Output folder inside the job's home.")
+    video_decoder: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: NVDEC through torchcodec on an NVIDIA GPU when installed, else OpenCV on the CPU.")
+    prefetch_gb: float = Field(
+        4.0, ge=0, description="Copy the next inputs from a mount (Drive) to local disk while one is processed, "
+        "holding at most this many GB of copies; 0 reads every input where it is.")
 
     @field_validator("inputs", mode="before")
     @classmethod

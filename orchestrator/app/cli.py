@@ -1,5 +1,5 @@
-"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints,auth} ...``, a thin layer over
-the public API (``orchestrator.app.api``).
+"""Command line: ``python -m orchestrator {run,status,validate,schema,checkpoints,auth,dataset pack} ...``, a thin
+layer over the public API (``orchestrator.app.api``).
 
 Exit codes: 0 completed / ok, 75 paused (run the same command again to continue), 2 bad job file or usage,
 3 another live session holds the job, 4 the job failed (see ``status``; ``run --retry`` resumes it).
@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="where to write the token file (default: %(default)s)")
     auth.add_argument("--port", type=int, default=0, help="localhost port for Google's redirect (default: any)")
     auth.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
+    dataset = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="dataset_command", required=True)
+    pack = dataset.add_parser("pack", help="lay a dataset out for Drive: a tree of small folders or one archive "
+                                           "(DEST ending in .zip/.tar/.tar.gz/.tgz); resumable, idempotent")
+    pack.add_argument("src", type=Path, help="the dataset folder (images with YOLO .txt or VOC .xml labels)")
+    pack.add_argument("dest", type=Path, help="a new folder (tree) or an archive file name")
+    pack.add_argument("--files-per-folder", type=int, default=1000, help="tree: files per folder (default 1000)")
     return parser
 
 
@@ -112,9 +118,19 @@ def cmd_auth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from jobs.data.pack import pack_dataset
+
+    report = pack_dataset(args.src, args.dest, args.files_per_folder)
+    change = f"{report.copied} files written" if report.copied else "already packed, nothing changed"
+    print(f"packed {report.samples} samples ({report.files} files, {report.bytes / 1e6:.1f} MB) into {report.dest}: "
+          f"{change}")
+    return 0
+
+
 COMMANDS: dict[str, Any] = {
     "run": cmd_run, "status": cmd_status, "validate": cmd_validate, "schema": cmd_schema,
-    "checkpoints": cmd_checkpoints, "auth": cmd_auth,
+    "checkpoints": cmd_checkpoints, "auth": cmd_auth, "dataset": cmd_dataset,
 }
 
 

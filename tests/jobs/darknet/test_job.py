@@ -106,6 +106,21 @@ def iterations(log: str) -> list[int]:
     return [int(m) for m in re.findall(r"^\s*(\d+): [-\w.]+, [-\w.]+ avg", log, re.MULTILINE)]
 
 
+def kill_once_synced(proc: subprocess.Popen, job_dir: Path, counter: int = 100, timeout: float = 60) -> int:
+    """kill -9 the run once a backup at ``counter`` or later is in the store; returns the newest synced counter."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        synced = [c for _, c in manifest_counters(job_dir) if c] if (job_dir / "jobs" / "det" / "store").exists() else []
+        if synced and max(synced) >= counter:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("no backup reached the store")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return max(c for _, c in manifest_counters(job_dir) if c)
+
+
 def journal(job_dir: Path) -> list[dict]:
     lines = (job_dir / "jobs" / "det" / "journal.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
@@ -148,17 +163,7 @@ def test_kill_9_and_vm_loss_resume_from_the_newest_synced_backup(job_dir: Path, 
     (job_dir / "job.yaml").write_text(job_yaml(fork, sleep="0.01"))
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(job_dir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        synced = [c for _, c in manifest_counters(job_dir) if c] if (job_dir / "jobs" / "det" / "store").exists() else []
-        if synced and max(synced) >= 100:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("no backup reached the store")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    newest_synced = max(c for _, c in manifest_counters(job_dir) if c)
+    newest_synced = kill_once_synced(proc, job_dir)
     shutil.rmtree(job_dir / "work")  # the VM is gone: only the store survives
     time.sleep(0.3)  # the killed darknet (PDEATHSIG) is gone too
     result = cli(job_dir, "run", "job.yaml")
