@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from jobs.face_detection.chunks import ChunkResult, InputChunks, InputStatus, ch
 from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.video_out import join_segments, video_file_name, write_image
 from jobs.face_detection.video_source import SourceInfo, truncation_reason
-from orchestrator.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from orchestrator.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, is_temp_name
 from orchestrator.core.errors import StorageError
 from orchestrator.core.paths import JobPaths
 
@@ -99,8 +100,12 @@ class FaceLedger:
         swept = self.store.sweep_leftovers()
         if swept:
             self.log.info("store: removed %d partial object(s) left by an interrupted copy", swept)
+        shutil.rmtree(self.staging, ignore_errors=True)  # scratch of a writer killed mid-copy (we hold the lease)
         self.staging.mkdir(parents=True, exist_ok=True)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.output_dir.iterdir():  # temp files of an output write cut by kill -9
+            if is_temp_name(leftover.name):
+                leftover.unlink(missing_ok=True)
         for record in sorted(self.manifests.load().records, key=lambda r: r.seq):
             self._records[record.name] = record  # a newer record of a name supersedes an older one
         return self
