@@ -17,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from darknet_patch.fork import Fork, detect_fork, source_revision
 from darknet_patch.makefile import BuildFlags
 from darknet_patch.source import PATCH_SET_VERSION, apply_patches, patch_names, patched_view
 from orchestrator.core.errors import BuildError, StorageError
-from orchestrator.core.logs import get_logger
+from orchestrator.core.logs import get_logger, progress_bar
 from orchestrator.core.process import SET_DEATH_SIGNAL  # the PR_SET_PDEATHSIG setter ManagedProcess uses
 
 CACHE_PREFIX = "darknet-build"
@@ -108,6 +110,40 @@ def check_binary(binary: Path) -> None:
         )
 
 
+#: A compiler line of darknet's Makefiles (both forks): ``gcc ... -c ./src/gemm.c -o obj/gemm.o``.
+_COMPILE_LINE = re.compile(rb"\s-c\s+\S+\.(?:c|cpp|cu)\b")
+
+
+def _source_files(source: Path) -> int:
+    return sum(1 for p in (source / "src").glob("*") if p.suffix in (".c", ".cpp", ".cu"))
+
+
+def count_compiled(log: bytes) -> int:
+    """How many source files make has started compiling, from its output."""
+    return len(_COMPILE_LINE.findall(log))
+
+
+def _follow_build(proc: subprocess.Popen[bytes], build_log: Path, total: int, poll: float = 0.5) -> None:
+    """Wait for make, showing a progress bar of the files compiled so far (a build takes minutes)."""
+    bar = progress_bar(total or None, "building darknet", "file")
+    try:
+        while True:
+            done = proc.poll() is not None
+            compiled = count_compiled(build_log.read_bytes())
+            if bar.total is not None and compiled > bar.total:
+                bar.total = compiled
+            bar.update(compiled - bar.n)
+            if done:
+                return
+            time.sleep(poll)
+    except BaseException:  # a second Ctrl-C: as subprocess.run did, make goes with us
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        bar.close()
+
+
 def run_make(source: Path, build_log: Path, jobs: int | None = None) -> Path:
     """``make -jN`` in ``source`` (argv list, no shell), output to ``build_log``; returns the binary path."""
     jobs = jobs or os.cpu_count() or 1
@@ -120,10 +156,12 @@ def run_make(source: Path, build_log: Path, jobs: int | None = None) -> Path:
             # make dies with us (kill -9 mid-build): an orphan make must not keep writing into the tree that
             # the re-run deletes and copies again. Its own session: a Ctrl-C asks the job to stop, which it
             # does once the build is done (and cached), instead of killing make and failing the job
-            proc = subprocess.run(argv, cwd=source, stdout=out, stderr=subprocess.STDOUT, check=False,
-                                  preexec_fn=SET_DEATH_SIGNAL, start_new_session=True)
+            proc = subprocess.Popen(argv, cwd=source, stdout=out, stderr=subprocess.STDOUT,
+                                    preexec_fn=SET_DEATH_SIGNAL,  # noqa: PLW1509 - prctl only, as before
+                                    start_new_session=True)
         except OSError as exc:
             raise BuildError(f"cannot run make in {source}: {exc}; install build-essential") from exc
+        _follow_build(proc, build_log, _source_files(source))
     if proc.returncode != 0:
         raise BuildError(
             f"make failed in {source} (exit {proc.returncode}); full log: {build_log}\n{_tail(build_log)}"

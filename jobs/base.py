@@ -75,6 +75,7 @@ class JobContext(Protocol):
     spec: JobSpecBase
     paths: JobPaths
     session_id: str
+    session_index: int  # 1, 2, ... as `status` numbers sessions
     log: logging.Logger
 
     def stop_requested(self) -> str | None:

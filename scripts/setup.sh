@@ -8,6 +8,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# setuptools >= 77 (pyproject's build backend) in the venv itself: the wheel test builds without isolation.
+.venv/bin/python -m pip install -q "setuptools>=77"
 # The CPU build of torch first, pinned, so nothing else can pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 # [all] includes [drive]: google-api-python-client, google-auth, google-auth-httplib2 and google-auth-oauthlib

@@ -40,17 +40,21 @@ from jobs.darknet.classes import adapt_cfg, load_template, validate_classes
 from jobs.darknet.dataset import dataset_signature, prepare_dataset
 from jobs.darknet.download import download
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
+from jobs.darknet.gpus import GpuChoice, choose_gpus
 from jobs.darknet.logparse import Iteration, LogParser, Problem, Saved
 from jobs.darknet.paths import DarknetPaths
+from jobs.darknet.results import publish_results
 from jobs.darknet.spec import TEMPLATE_NAMES, DarknetSpec
-from jobs.darknet.stop_rule import Exited, KeepGoing, Kill, StopDecision, StopNow, StopRule
+from jobs.darknet.stop_rule import GPU_SWITCH, Exited, KeepGoing, Kill, StopDecision, StopNow, StopRule
 from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
 from jobs.data import ExtractLimits, archive_signature, is_archive, stage_archive
+from orchestrator.core import gpu
 from orchestrator.core.atomic import atomic_write_text
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.logs import get_logger
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.process import ManagedProcess
+from orchestrator.core.results import ResultsFolder
 
 POLL_SECONDS = 0.2
 STOPPING_POLL_SECONDS = 0.005
@@ -233,24 +237,50 @@ class DarknetJob(JobKind):
                 ctx.report_progress(resume.candidate.counter or 0, cfg.max_batches, "iter")
                 return Completed(f"{resume.candidate.name} is at iteration {resume.candidate.counter} "
                                  f">= max_batches {cfg.max_batches}")
-        argv = self.argv(binary, fork, cfg_path, resume)
-        ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
         def published(record: ManifestRecord) -> None:
             if record.name.endswith("_best.weights"):  # AlexeyAB -map: keep the best-mAP weights past retention
                 cps.manifests.update(lambda manifest: tag_best(manifest, record.key))
             ctx.report_checkpoint(record.name, record.counter, key=record.key, size=record.size)
 
-        cps.start_sync(on_published=published, poll_interval=0.2)
-        try:
-            outcome = self._supervise(ctx, argv, cfg, base, cps)
-        finally:
-            flushed = cps.stop_sync(flush_timeout=spec.train.stop_wait)
-            self.draw_chart(cfg)
+        visible = gpu.visible_gpu_count()
+        while True:
+            counter = (resume.candidate.counter or 0) if resume is not None else 0
+            choice = choose_gpus(spec.train.gpus, visible, counter)
+            self._announce_gpus(ctx, choice, counter, cfg.max_batches)
+            argv = self.argv(binary, fork, cfg_path, resume, choice)
+            ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
+            cps.start_sync(on_published=published, poll_interval=0.2)
+            try:
+                outcome = self._supervise(ctx, argv, cfg, base, cps, switch_at=choice.switch_at)
+            finally:
+                flushed = cps.stop_sync(flush_timeout=spec.train.stop_wait)
+                self.draw_chart(cfg)
+            if not (isinstance(outcome, Stopped) and outcome.reason == GPU_SWITCH):
+                break
+            stop = ctx.stop_requested()  # asked while darknet finished that backup: stop, don't relaunch
+            if stop:
+                return Stopped(stop)
+            resume = cps.resume()  # the backup darknet just wrote: go on from it on every GPU
         if isinstance(outcome, Completed):
             if not flushed:
                 return Crashed("darknet finished but its final weights could not be copied to the store in time")
             self._tag_final(cps, base)
+            self._publish_results(ctx, cfg_path, base)
         return outcome
+
+    def _publish_results(self, ctx: JobContext, cfg_path: Path, base: str) -> None:
+        best = self.kind_paths.backup / f"{base}_best.weights"
+        hint = (f"This job's labelled images: {self.spec.dataset.path} ({self.spec.dataset.format} annotations; "
+                f"the job converts them into YOLO labels and test.txt on the training machine).")
+        try:
+            written = publish_results(ResultsFolder(self.paths), cfg_path, self.kind_paths.dataset / "obj.names",
+                                      self.kind_paths.backup / f"{base}_final.weights", best if best.is_file() else None,
+                                      hint)
+        except OSError as exc:
+            ctx.log.warning("results: not written to %s: %s", self.paths.results, exc)
+            return
+        ctx.log.info("results in %s: %s", self.paths.results, ", ".join(written))
+        ctx.record_event("results", folder=str(self.paths.results), files=written)
 
     def cfg_file(self) -> Path | None:
         """The prepared cfg on this machine, else the copy kept in the job home (for listings elsewhere)."""
@@ -281,7 +311,19 @@ class DarknetJob(JobKind):
             if "final" not in newest.tags:
                 cps.manifests.tag(newest.key, "final")
 
-    def argv(self, binary: Path, fork: Fork, cfg_path: Path, resume: ResumePoint | None) -> list[str]:
+    @staticmethod
+    def _announce_gpus(ctx: JobContext, choice: GpuChoice, counter: int, max_batches: int) -> None:
+        if choice.gpus:
+            ctx.log.info("darknet on GPU %s of %d visible%s", choice.describe(), choice.visible,
+                         f"; {choice.note}" if choice.note else "")
+        elif choice.note:
+            ctx.log.warning("%s", choice.note)
+        ctx.record_event("darknet_gpus", gpus=list(choice.gpus), visible=choice.visible, switch_at=choice.switch_at,
+                         iteration=counter)
+        ctx.report_progress(counter, max_batches, "iter", gpus=choice.describe())
+
+    def argv(self, binary: Path, fork: Fork, cfg_path: Path, resume: ResumePoint | None,
+             gpus: GpuChoice | None = None) -> list[str]:
         spec = self.spec
         where = self.kind_paths
         argv = [str(binary), "detector", "train", str(where.for_darknet(where.obj_data)), str(where.for_darknet(cfg_path))]
@@ -296,21 +338,25 @@ class DarknetJob(JobKind):
             argv.append("-dont_show")
             if spec.train.map:
                 argv.append("-map")
+        argv += gpus.flag() if gpus is not None else []  # both forks read -gpus 0,1 in detector.c
         argv += spec.train.extra_args
         if fork is Fork.PJREDDIE and shutil.which("stdbuf"):
             argv = ["stdbuf", "-oL", *argv]  # pjreddie never flushes stdout
         return argv
 
     def _supervise(self, ctx: JobContext, argv: list[str], cfg: DarknetCfg, base: str,
-                   cps: JobCheckpoints) -> RunOutcome:
-        """Run darknet, follow its log, and act on the :class:`StopRule`'s decisions (a thin driver)."""
+                   cps: JobCheckpoints, switch_at: int | None = None) -> RunOutcome:
+        """Run darknet, follow its log, and act on the :class:`StopRule`'s decisions (a thin driver). With
+        ``switch_at``, darknet is stopped like at the deadline right after its first backup from that iteration
+        on (:data:`GPU_SWITCH`), for the caller to go on on more GPUs."""
         spec = self.spec
         proc = ManagedProcess(argv, ctx.process_log("darknet"), cwd=self.kind_paths.for_darknet(self.kind_paths.dataset),
                               env=spec.env)
         ctx.record_event("process_start", pid=proc.pid, argv=argv)
         parser = LogParser()
-        history = LossHistory(self.kind_paths.loss_history, f"{int(time.time()):010d}-{ctx.session_id}")
+        history = LossHistory(self.kind_paths.loss_history, f"{ctx.session_index:03d}-{ctx.session_id}")
         rule = StopRule(spec.train.stop_wait, clock=self.clock, recent_fraction=spec.train.recent_backup)
+        latest = 0  # the newest iteration darknet logged
         complete = DarknetWeightsValidator(cfg, check_values=False)
         fatal: Problem | None = None
         decision: StopDecision = KeepGoing()
@@ -329,8 +375,12 @@ class DarknetJob(JobKind):
                         ctx.report_progress(event.iteration, cfg.max_batches, "iter", avg_loss=_finite(event.avg_loss),
                                             loss=_finite(event.loss), hours_left=event.hours_left)
                         rule.iteration(event.iteration)
+                        latest = max(latest, event.iteration)
                     elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration"):
                         rule.backup_started(Path(event.path).name)  # darknet's name for a file in our backup folder
+                        if switch_at is not None and latest >= switch_at and not rule.stopping:
+                            rule.stop_requested(GPU_SWITCH)  # waits for this backup to be whole
+                            ctx.log.info("iteration %d: going on on more GPUs once this backup is whole", latest)
                     elif isinstance(event, Problem):
                         ctx.log.error("darknet: %s; fix: %s", event.message, event.fix)
                         ctx.record_event("darknet_problem", problem=event.kind, message=event.message, fix=event.fix)
@@ -394,8 +444,10 @@ class DarknetJob(JobKind):
     def status_extra(self) -> dict[str, Any]:
         chart = self.kind_paths.loss_chart
         extra: dict[str, Any] = {"loss_chart": str(chart)} if chart.exists() else {}
+        if self.paths.results.is_dir():
+            extra["results"] = str(self.paths.results)
         cfg_path = self.cfg_path()
-        if cfg_path is not None:
+        if cfg_path is not None and "results" not in extra:  # local disk: only until results/ holds the cfg
             extra["cfg"] = str(cfg_path)
         return extra
 

@@ -13,14 +13,14 @@
       classes: [person, head]
     cfg: yolov3                                     # template name, or a path to a cfg file
     pretrained: /content/drive/MyDrive/weights/darknet53.conv.74   # path, or an http(s) URL
-    train: {map: false, extra_args: []}
+    train: {map: false, gpus: auto, extra_args: []}  # gpus: auto (every visible GPU) or [0, 1]
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -108,6 +108,15 @@ class TrainSpec(StrictModel):
                     "the latest: darknet stops at once instead of waiting for the next one (0: always wait).",
     )
     chart_every: Duration = Field(60.0, description="Refresh the loss chart this often.")
+    gpus: Literal["auto"] | list[Annotated[int, Field(ge=0)]] = Field(
+        "auto", description="auto: every visible GPU (the first 1000 iterations on one); or a list such as [0, 1].")
+
+    @field_validator("gpus")
+    @classmethod
+    def _some_gpus(cls, value: Literal["auto"] | list[int]) -> Literal["auto"] | list[int]:
+        if value != "auto" and not value:
+            raise ValueError("give at least one GPU index, or auto")
+        return value
 
 
 class DarknetSpec(JobSpecBase):
@@ -141,6 +150,8 @@ class DarknetSpec(JobSpecBase):
     @field_validator("train")
     @classmethod
     def _no_clear_in_extra_args(cls, value: TrainSpec) -> TrainSpec:
+        if "-gpus" in value.extra_args:
+            raise ValueError("-gpus in extra_args: use train.gpus (auto, or a list such as [0, 1])")
         if "-clear" in value.extra_args:
             raise ValueError("-clear in extra_args would restart training from zero on every resume; "
                              "use train.clear_pretrained (first session only)")

@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+#: The darknet job stops darknet to relaunch it on more GPUs (jobs.darknet.gpus): after a whole backup.
+GPU_SWITCH = "more GPUs"
 #: Stop reasons that wait for the next backup; any other reason stops darknet at once.
-CLEAN_STOP_REASONS = frozenset({"deadline", "signal"})
+CLEAN_STOP_REASONS = frozenset({"deadline", "signal", GPU_SWITCH})
 #: Default share of the backup interval within which the last backup counts as recent.
 RECENT_FRACTION = 0.25
 

@@ -100,7 +100,24 @@ def _paths_of(job: JobRef) -> tuple[JobSpecBase | None, JobPaths]:
 def status(job_or_home: JobRef) -> StatusReport:
     """Where a job stands: from its job file, its loaded spec, or its home folder in ``checkpoint_dir``."""
     spec, paths = _paths_of(job_or_home)
+    if spec is None:  # a job folder: the spec it last ran with gives the same lines as its job file
+        spec = saved_spec(paths)
+        if spec is not None:
+            paths = JobPaths(home=paths.home, local=spec.work_dir / spec.name)
     if spec is not None:
-        extra: dict[str, Any] = load_job_kind(spec.kind)(spec, paths).status_extra()
+        try:
+            extra: dict[str, Any] = load_job_kind(spec.kind)(spec, paths).status_extra()
+        except ConfigError:  # the kind's extra is not installed here: the job's own lines only
+            extra = {}
         return job_status(paths, lease_ttl=spec.session.lease_ttl, extra=extra)
     return job_status(paths, lease_ttl=saved_session_spec(paths).lease_ttl)
+
+
+def saved_spec(paths: JobPaths) -> JobSpecBase | None:
+    """The spec the job last ran with (``spec.json`` in its home), or None if missing or no longer valid."""
+    from orchestrator.app.jobfile import job_spec_adapter
+
+    try:
+        return job_spec_adapter().validate_python(json.loads(paths.spec_copy.read_text(encoding="utf-8")))  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None

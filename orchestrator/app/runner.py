@@ -21,6 +21,7 @@ from typing import Any
 
 from jobs.base import Completed, Crashed, JobKind, RunOutcome, Stopped
 from jobs.registry import load_job_kind
+from orchestrator.app.notify import notify_session_end
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.context import RunContext
 from orchestrator.core.errors import ConfigError, OrchestratorError, StateError
@@ -132,8 +133,12 @@ class JobRunner:
             self._close_vanished_session(record, previous, why)
             self._write_spec_copy()
             lease.start_heartbeat(self.spec.session.heartbeat)
-            return self._session(record, kind_cls(self.spec, self.paths), session_id, lease, retry,
-                                 handle_signals)
+            try:
+                return self._session(record, kind_cls(self.spec, self.paths), session_id, lease, retry,
+                                     handle_signals)
+            finally:  # failed sessions too; never raises
+                results = self.paths.results
+                notify_session_end(self.spec, record, str(results) if results.is_dir() else None)
         finally:
             lease.release()
 
@@ -169,7 +174,7 @@ class JobRunner:
         log.warning("resuming after an interruption: %s", reason)
 
     def _write_spec_copy(self) -> None:
-        data = self.spec.model_dump(mode="json")
+        data = self.spec.model_dump(mode="json", exclude={"notify"})  # notification URLs carry tokens
         try:
             if json.loads(self.paths.spec_copy.read_text()) == data:
                 return
@@ -196,6 +201,10 @@ class JobRunner:
                                 deadline=round(clock.deadline, 3), log=str(log_path.relative_to(self.paths.home)))
             log.info("job %s: session %d (%s) on %s; stop planned in %.0fs (%s clock)", self.spec.name, index,
                      session_id, session.host, clock.seconds_left(), clock.source)
+            if session.gpu:
+                log.info("device: GPU %s", session.gpu)
+            else:
+                log.warning("no GPU: training on CPU — in Colab choose Runtime > Change runtime type > GPU")
             try:
                 self.states.transition(record, JobState.PREPARING, "reopened" if record.state is JobState.COMPLETED
                                        else "session start")
@@ -268,6 +277,7 @@ class JobRunner:
                 return Stopped(stop)
 
     def _finish(self, record: JobRecord, outcome: RunOutcome) -> RunResult:
+        self._clear_old_error(record, outcome)
         if isinstance(outcome, Completed):
             self.states.transition(record, JobState.COMPLETED, outcome.summary or "done")
             log.info("job %s completed", self.spec.name)
@@ -288,6 +298,17 @@ class JobRunner:
         self.states.transition(record, JobState.FAILED, reason)
         log.error("job %s failed: %s", self.spec.name, reason)
         return RunResult(JobState.FAILED, reason)
+
+    def _clear_old_error(self, record: JobRecord, outcome: RunOutcome) -> None:
+        """An error of an earlier session stops being "the last error" once a later session ran fine (it
+        completed, or saved a checkpoint); the journal keeps it in the job's history."""
+        session, error = record.current_session, record.last_error
+        if session is None or error is None or error.time >= session.started or isinstance(outcome, Crashed):
+            return
+        saved = record.last_checkpoint is not None and record.last_checkpoint.time >= session.started
+        if isinstance(outcome, Completed) or saved:
+            self.journal.append("error_cleared", session=session.id, message=error.message, error_time=error.time)
+            record.last_error = None
 
     def _fail(self, record: JobRecord, message: str) -> None:
         record.last_error = ErrorRecord(message=message, time=self.now())

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-__all__ = ["Gpu", "GpuFacts", "detect_gpus", "parse_gpu_query"]
+__all__ = ["Gpu", "GpuFacts", "detect_gpus", "parse_gpu_query", "visible_gpu_count"]
 
 _QUERY = "index,name,memory.total,compute_cap"
 
@@ -84,3 +84,20 @@ def detect_gpus() -> GpuFacts:
         match = re.search(r"release (\d+\.\d+)", _run([nvcc, "--version"]))
         cuda = match.group(1) if match else None
     return GpuFacts(gpus=gpus, cuda_version=cuda)
+
+
+def visible_gpu_count(facts: GpuFacts | None = None) -> int:
+    """How many GPUs a CUDA program started now sees: ``CUDA_VISIBLE_DEVICES`` narrows what ``nvidia-smi`` lists.
+
+    Programs number the visible GPUs from 0 (``-gpus 0,1`` means the first two visible ones).
+    """
+    count = (facts or detect_gpus()).count
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None:
+        return count
+    entries = []
+    for entry in (part.strip() for part in mask.split(",")):
+        if not entry or entry.startswith("-"):
+            break  # CUDA stops at the first invalid entry
+        entries.append(entry)
+    return min(len(entries), count)

@@ -21,8 +21,22 @@ def get_logger(module: str) -> logging.Logger:
     return logging.getLogger(f"{ROOT_LOGGER}.{module}")
 
 
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record through ``tqdm.write``: an active progress bar is cleared, the line printed on a line
+    of its own, and the bar drawn again below it (without a bar: a plain line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+
+
 def setup_console_logging(verbose: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ConsoleHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     logger = logging.getLogger(ROOT_LOGGER)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -58,8 +72,8 @@ def progress_bar(total: int | None, desc: str, unit: str = "it", **kwargs: Any) 
     from tqdm.auto import tqdm
 
     interactive = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=False,
-                mininterval=1.0 if interactive else 10.0, **kwargs)
+    options: dict[str, Any] = {"dynamic_ncols": True, "disable": False, "mininterval": 1.0 if interactive else 10.0}
+    return tqdm(total=total, desc=desc, unit=unit, **{**options, **kwargs})
 
 
 class ProgressDisplay:

@@ -71,6 +71,11 @@ class JobPaths:
         return self.home / "store"
 
     @property
+    def results(self) -> Path:
+        """What the user takes away, with plain names (final weights, cfg, detections...): enough on its own."""
+        return self.home / "results"
+
+    @property
     def manifest_pin(self) -> Path:
         """Where the job home records its store manifest's address and revision (a lagging store waits on it)."""
         return self.home / "store-manifest.json"

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from orchestrator.core.fields import (
     JOB_NAME_PATTERN,
@@ -41,7 +42,7 @@ DEFAULT_LEASE_TTL = 600.0
 class SessionSpec(StrictModel):
     """How long a machine lives and how we share the job with other machines."""
 
-    budget: Duration = Field(12 * 3600.0, description="Session budget (Colab 12h, Kaggle 9h, ...).")
+    budget: Duration = Field(12 * 3600.0, description="Session budget (Colab ~12h, Kaggle 12h: ~30 GPU-h a week).")
     margin: Duration = Field(15 * 60.0, description="Stop this long before the budget runs out.")
     clock: str = Field(
         "auto",
@@ -69,6 +70,10 @@ def default_work_dir() -> Path:
     return Path(tempfile.gettempdir()) / "orchestrator-work"
 
 
+def _expand_str(value: object) -> object:
+    return expand_env(value) if isinstance(value, str) else value
+
+
 class JobSpecBase(StrictModel):
     """Fields every job kind has."""
 
@@ -83,3 +88,8 @@ class JobSpecBase(StrictModel):
     store: StoreSpec = Field(default_factory=default_store_spec,
                              description="Where checkpoints are kept (default: a path store in the job home).")
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    notify: list[Annotated[str, BeforeValidator(_expand_str), Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")]] = Field(
+        default_factory=list,
+        description="Apprise URLs told when a session pauses, fails or completes (tgram://, discord://, "
+                    "mailto://, ntfys://, json://...; ${VAR} reads a secret from the environment; "
+                    "needs the [notify] extra).")

@@ -203,3 +203,18 @@ def test_ctrl_c_does_not_kill_the_build(tmp_path: Path) -> None:
     out, err = orchestrator.communicate(timeout=30)
     assert orchestrator.returncode == 0, err[-2000:]
     assert out.strip() == "darknet"
+
+
+def test_a_build_shows_the_files_compiled_so_far(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = tmp_path / "tree"
+    (tree / "src").mkdir(parents=True)
+    for name in ("gemm.c", "conv.cpp", "blas_kernels.cu"):
+        (tree / "src" / name).write_text("")
+    compile_lines = "".join(f"\t@echo gcc -Iinclude/ -O3 -c ./src/{name} -o obj/x.o; sleep 0.3\n"
+                            for name in ("gemm.c", "conv.cpp", "blas_kernels.cu"))
+    (tree / "Makefile").write_text(f"all:\n{compile_lines}\tcp tools/darknet.sh darknet\n")
+    (tree / "tools").mkdir()
+    (tree / "tools" / "darknet.sh").write_text(FAKE_BINARY)
+    run_make(tree, tmp_path / "build.log", jobs=1)
+    err = capsys.readouterr().err
+    assert "building darknet" in err and "3/3" in err
