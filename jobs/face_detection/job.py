@@ -26,9 +26,11 @@ from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_
 from jobs.face_detection.ledger import FaceLedger, InputOutcome
 from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.pipeline import FacePipeline
+from jobs.face_detection.results import publish_face_results
 from jobs.face_detection.spec import FaceDetectionSpec, RayExecutorSpec
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.paths import JobPaths
+from orchestrator.core.results import ResultsFolder
 
 CHUNK_PATTERNS = ("*.chunk",)
 
@@ -104,6 +106,7 @@ class FaceDetectionJob(JobKind):
             self._report(ctx, tally, executor)
             return Stopped(ctx.stop_requested() or "stop")
         self._write_status(tally, executor, finished=True)
+        publish_face_results(ResultsFolder(self.paths), self.kind_paths, [names[p] for p in inputs])
         return Completed(f"{tally.done} inputs done, {tally.failed} failed")
 
     def _hooks(self, ctx: JobContext, tally: _Tally, executor: Executor) -> ExecutorHooks:

@@ -54,6 +54,8 @@ def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> 
     status = json.loads((out / "batch_status.json").read_text())
     assert (status["videos_done"], status["videos_failed"], status["videos_total"]) == (1, 1, 2)
     assert status["frames_done"] == status["frames_total"] == 12 and status["finished"]
+    results = sorted(p.name for p in (folder / "jobs" / "faces" / "results").iterdir())
+    assert {"clip.annotated.mp4", "clip.detections.jsonl", "clip.summary.json"} <= set(results)
     shown = cli(folder, "status", "job.yaml")
     assert "12/12 frames" in shown.stdout and "completed" in shown.stdout
     assert "broken: cannot open video broken.mp4" in shown.stdout and "videos_failed 1" in shown.stdout
