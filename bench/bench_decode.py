@@ -26,7 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs.face_detection.detections import Face
-from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.executor import LocalExecutor, process_inputs
+from jobs.face_detection.ledger import FaceLedger
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.video_source import VideoSource
 
@@ -72,13 +73,20 @@ def decode_only(videos: list[Path], workers: int) -> float:
 
 
 def pipeline_run(videos: list[Path], out: Path, workers: int) -> float:
-    pipeline = FacePipeline(NullDetector(), PipelineSettings(batch_size=8), "null")  # defaults: 256-frame chunks
+    settings = PipelineSettings(batch_size=8)  # defaults: 256-frame chunks
+    pipeline = FacePipeline(NullDetector(), settings, "null")
     out.mkdir(parents=True)
+
+    def one(iv: tuple[int, Path]) -> int:  # each input's chunks committed through its own path store
+        _, outcomes, _ = process_inputs(LocalExecutor(pipeline), FaceLedger.in_folder(out / f"v{iv[0]}"), [iv[1]],
+                                        pipeline.fingerprint, 1, settings.frames_per_chunk)
+        assert outcomes[iv[1].stem].status == "done", outcomes
+        return outcomes[iv[1].stem].frames
+
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda iv: pipeline.process(iv[1], OutputFiles(out, f"v{iv[0]}")), enumerate(videos)))
-    assert all(r.status == "done" for r in results), results
-    return sum(r.frames_done for r in results) / (time.perf_counter() - t0)
+        frames = sum(pool.map(one, enumerate(videos)))
+    return frames / (time.perf_counter() - t0)
 
 
 def main() -> None:

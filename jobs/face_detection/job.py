@@ -1,72 +1,39 @@
-"""The ``face_detection`` job kind: run the resumable pipeline over every input of the job.
+"""The ``face_detection`` job kind: make every input's chunks, commit them through the job's store, publish.
 
-Each run walks the inputs in a stable order: inputs finished earlier (summary or failure record with the same
-fingerprint) are skipped, an interrupted one continues from its last committed chunk, and the stop request
-(deadline, signal) is polled between batches. Outputs go to ``<job home>/<output>/``; a small
-``batch_status.json`` there feeds ``orchestrator status`` (videos done/failed/total, frames, fps, ETA).
+Each run reads the job's ledger (``ledger.py``) from its ``store:`` once: inputs finished earlier (summary or
+failure record with the same fingerprint) are skipped, an interrupted one continues from its committed chunks
+(on any machine: a blank VM resumes from a Drive API store), and the stop request (deadline, signal) is polled
+between batches. The chunks are made by the job's ``executor:`` (this process, or Ray actors); the final
+files appear in ``<job home>/<output>/`` and in the store. A small ``batch_status.json`` there feeds
+``orchestrator status`` (videos done/failed/total, frames, fps, ETA, workers).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from checkpoints.job_checkpoints import JobCheckpoints
 from jobs.base import Completed, JobContext, JobKind, RunOutcome, Stopped
-from jobs.face_detection.detector import FaceDetector, RetinaFaceDetector, Thresholds, resolve_device
+from jobs.face_detection.build import build_detector, declared_frames, detector_id, pipeline_settings, weights_file
+from jobs.face_detection.chunks import ChunkResult, InputStatus
+from jobs.face_detection.executor import Executor, ExecutorHooks, InputTask, LocalExecutor, plan_inputs
 from jobs.face_detection.hw_video import choose_decoder, probe_video_hardware
 from jobs.face_detection.inputs import InputPrefetcher, discover_inputs, output_names
-from jobs.face_detection.partial import Progress, finished_state, read_json
+from jobs.face_detection.ledger import FaceLedger, InputOutcome
 from jobs.face_detection.paths import FacePaths
-from jobs.face_detection.pipeline import FacePipeline, InputStatus, PipelineSettings
-from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec
-from jobs.face_detection.video_source import is_image
+from jobs.face_detection.pipeline import FacePipeline
+from jobs.face_detection.results import publish_face_results
+from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec, RayExecutorSpec
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.paths import JobPaths
+from orchestrator.core.results import ResultsFolder
 
-
-def build_detector(spec: FaceDetectionSpec, weights_cache: Path) -> tuple[FaceDetector, str]:
-    """The detector the spec asks for and an id naming model + weights + thresholds (for fingerprints).
-
-    The device is not part of the id: a job started on a CPU may continue on a GPU from its committed chunks.
-    """
-    thresholds = Thresholds(**spec.thresholds.model_dump())
-    if spec.model == "haar":
-        from jobs.face_detection.haar import HaarDetector
-
-        return HaarDetector(), "haar"
-    import torch
-
-    from jobs.face_detection.importer import import_tiny_retinaface
-    from jobs.face_detection.weights import load_retinaface
-
-    device = resolve_device(spec.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but no CUDA GPU is visible to torch; use device: auto or cpu")
-    backbone = spec.model.removeprefix("retinaface-")
-    assert spec.weights is not None  # the spec validator guarantees it for RetinaFace models
-    weights = import_tiny_retinaface(weights_cache) if spec.weights == TINY_RETINAFACE else Path(spec.weights)
-    model = load_retinaface(backbone, weights)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # safe: the inference size is fixed per video
-    detector = RetinaFaceDetector(model, device, fp16=spec.fp16, thresholds=thresholds)
-    size = weights.stat().st_size
-    return detector, f"{spec.model}|{weights.name}|{size}|{thresholds}"
-
-
-def _declared_frames(path: Path, frame_step: int) -> int:
-    """Frames that will be processed, from the container's frame count (0 when unknown)."""
-    if is_image(path):
-        return 1
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        count = int(max(0, capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)) if capture.isOpened() else 0
-    finally:
-        capture.release()
-    return -(-count // frame_step)
+CHUNK_PATTERNS = ("*.chunk",)
 
 
 class FaceDetectionJob(JobKind):
@@ -98,86 +65,118 @@ class FaceDetectionJob(JobKind):
                 f"Resnet50_Final.pth or mobilenet0.25_Final.pth again and point weights: at it"
             ) from None
 
-    def settings(self) -> PipelineSettings:
-        s = self.spec
-        return PipelineSettings(
-            batch_size=s.batch_size, frame_step=s.frame_step, max_size=s.max_size, chunk_frames=s.chunk_frames,
-            landmarks=s.landmarks, jpeg_quality=s.jpeg_quality,
-        )
+    def checkpoints(self, session_id: str = "", logger: logging.Logger | None = None) -> JobCheckpoints:
+        """The job's store, where chunks and final outputs are committed (``orchestrator checkpoints``)."""
+        return JobCheckpoints.open(self.spec.store, self.spec.retention, self.paths, session_id,
+                                   output_dir=self.kind_paths.staging, patterns=CHUNK_PATTERNS,
+                                   logger=logger)
+
+    def ledger(self, session_id: str = "", logger: logging.Logger | None = None) -> FaceLedger:
+        return FaceLedger(self.checkpoints(session_id, logger), self.kind_paths, logger)
+
+    def executor(self, pipeline_id: str, weights: Path | None, decoder: str, tasks: list[InputTask],
+                 ctx: JobContext) -> Executor:
+        """The executor the spec asks for; the local one prefetches the tasks' inputs off a mount."""
+        spec = self.spec
+        if isinstance(spec.executor, RayExecutorSpec):
+            from jobs.face_detection.ray_executor import RayExecutor
+
+            return RayExecutor(spec, spec.executor, weights, pipeline_id, ctx.log)
+        detector, _ = build_detector(spec, self.kind_paths.weights_cache, weights=weights)
+        pipeline = FacePipeline(detector, pipeline_settings(spec), pipeline_id)
+        pipeline.decoder = decoder
+        prefetch = InputPrefetcher([t.path for t in tasks], self.kind_paths.prefetch, int(spec.prefetch_gb * 1e9))
+        return LocalExecutor(pipeline, ctx.log, prefetch)
 
     def run(self, ctx: JobContext) -> RunOutcome:
         spec = self.spec
         inputs = discover_inputs(spec)
         names = output_names(inputs)
-        detector, detector_id = build_detector(spec, self.kind_paths.weights_cache)
-        decoder = choose_decoder(probe_video_hardware(), spec.video_decoder)
+        weights = weights_file(spec, self.kind_paths.weights_cache)
+        ident = detector_id(spec, weights)
+        decoder = "opencv-cpu"  # Ray actors decode with OpenCV (their own machines' hardware is not probed)
+        if not isinstance(spec.executor, RayExecutorSpec):
+            decoder = choose_decoder(probe_video_hardware(), spec.video_decoder)
         if decoder != "opencv-cpu":  # another decoder's frames differ slightly: not the same results
-            detector_id = f"{detector_id}|decoder={decoder}"
-        pipeline = FacePipeline(detector, self.settings(), detector_id)
-        pipeline.decoder = decoder
-        files_of = self.kind_paths.input_files
-        pipeline.prefetch = InputPrefetcher(
-            inputs, self.kind_paths.prefetch, int(spec.prefetch_gb * 1e9),
-            skip=lambda p: finished_state(files_of(names[p], is_image(p)), pipeline.fingerprint(p)) is not None)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        expected = {path: _declared_frames(path, spec.frame_step) for path in inputs}
+            ident = f"{ident}|decoder={decoder}"
+        fingerprints = FacePipeline(_NoDetector(), pipeline_settings(spec), ident)  # fingerprints only
+        ledger = self.ledger(ctx.session_id, ctx.log).open()
+        expected = {path: declared_frames(path, spec.frame_step) for path in inputs}
         tally = _Tally(total_inputs=len(inputs), total_frames=sum(expected.values()))
-        ctx.log.info("%d inputs, about %d frames to process, model %s", len(inputs), tally.total_frames, detector.name)
-        for path in inputs:
-            reason = ctx.stop_requested()
-            if reason:
-                return self._stopped(ctx, tally, reason)
-            name = names[path]
-            files = self.kind_paths.input_files(name)
-            base = tally.frames_done
+        tasks, finished = plan_inputs(
+            ledger, inputs, names, fingerprints.fingerprint, expected, pipeline_settings(spec).frames_per_chunk,
+            lambda path: {"input": str(path), "model": spec.model, "frame_step": spec.frame_step})
+        for path, outcome in finished.items():
+            self._count(tally, outcome, expected[path], names[path])
+        for task in tasks:
+            tally.committed[task.name] = ledger.committed_frames(task.name, task.fingerprint)
+        tally.expected = {t.name: expected[t.path] for t in tasks}
+        executor = self.executor(ident, weights, decoder, tasks, ctx)
+        ctx.log.info("%d inputs (%d to do), about %d frames to process, model %s, executor %s", len(inputs),
+                     len(tasks), tally.total_frames, spec.model, spec.executor.type)
+        hooks = self._hooks(ctx, tally, executor)
+        try:
+            result = executor.run(tasks, ledger, hooks) if tasks else InputStatus.DONE
+        finally:
+            prefetch = getattr(executor, "prefetch", None)
+            if prefetch is not None:
+                prefetch.close()
+        if result is InputStatus.STOPPED:
+            self._report(ctx, tally, executor)
+            return Stopped(ctx.stop_requested() or "stop")
+        self._write_status(tally, executor, finished=True)
+        publish_face_results(ResultsFolder(self.paths), self.kind_paths, [names[p] for p in inputs])
+        return Completed(f"{tally.done} inputs done, {tally.failed} failed")
 
-            def on_frames(done: int, base: int = base) -> None:
-                tally.frames_now = base + done
-                self._report(ctx, tally)
+    def _hooks(self, ctx: JobContext, tally: _Tally, executor: Executor) -> ExecutorHooks:
+        def on_frames(name: str, frames: int) -> None:
+            with tally.lock:
+                tally.in_flight[name] = frames
+            self._report(ctx, tally, executor)
 
-            def on_commit(progress: Progress, name: str = name, base: int = base) -> None:
-                ctx.report_checkpoint(f"{name}#chunk{progress.chunks - 1}", counter=base + progress.frames_done,
-                                      input=name, frames=progress.frames_done)
+        def on_commit(chunk: ChunkResult) -> None:
+            with tally.lock:
+                tally.committed[chunk.name] = tally.committed.get(chunk.name, 0) + chunk.frames
+            ctx.report_checkpoint(chunk.record_name, counter=tally.frames_now(), input=chunk.name,
+                                  chunk=chunk.index, frames=chunk.frames)
+            self._report(ctx, tally, executor)
 
-            result = pipeline.process(
-                path, files, should_stop=lambda: ctx.stop_requested() is not None, on_frames=on_frames,
-                on_commit=on_commit,
-            )
-            if result.status is InputStatus.STOPPED:
-                tally.frames_now = base + result.frames_done
-                return self._stopped(ctx, tally, ctx.stop_requested() or "stop")
-            tally.frames_done = base + (result.frames_done if result.status is InputStatus.DONE else expected[path])
-            tally.frames_now = tally.frames_done
-            if result.status is InputStatus.DONE:
+        def on_finished(task: InputTask, outcome: InputOutcome) -> None:
+            with tally.lock:
+                tally.in_flight.pop(task.name, None)
+                tally.committed.pop(task.name, None)
+            self._count(tally, outcome, tally.expected.get(task.name, 0), task.name)
+            ctx.record_event(f"input_{outcome.status.value}", input=str(task.path), name=task.name,
+                             frames=outcome.frames, faces=outcome.faces, reason=outcome.reason or None)
+            ctx.log.info("%s: %s%s", task.name, outcome.status.value, f" ({outcome.reason})" if outcome.reason else "")
+            self._report(ctx, tally, executor)
+
+        return ExecutorHooks(should_stop=lambda: ctx.stop_requested() is not None, on_frames=on_frames,
+                             on_commit=on_commit, on_finished=on_finished)
+
+    @staticmethod
+    def _count(tally: _Tally, outcome: InputOutcome, expected: int, name: str) -> None:
+        with tally.lock:
+            tally.finished_frames += outcome.frames if outcome.status is InputStatus.DONE else expected
+            if outcome.status is InputStatus.DONE:
                 tally.done += 1
             else:
                 tally.failed += 1
-                tally.failures[name] = result.reason
-            if not result.skipped:
-                ctx.record_event(f"input_{result.status.value}", input=str(path), name=name, frames=result.frames_done,
-                                 faces=result.faces, reason=result.reason or None)
-                ctx.log.info("%s: %s%s", name, result.status.value, f" ({result.reason})" if result.reason else "")
-            self._report(ctx, tally)
-        self._write_status(tally, finished=True)
-        return Completed(f"{tally.done} inputs done, {tally.failed} failed")
+                tally.failures[name] = outcome.reason
 
-    def _stopped(self, ctx: JobContext, tally: _Tally, reason: str) -> Stopped:
-        self._report(ctx, tally)
-        return Stopped(reason)
-
-    def _report(self, ctx: JobContext, tally: _Tally) -> None:
+    def _report(self, ctx: JobContext, tally: _Tally, executor: Executor) -> None:
         extra = tally.as_dict()
-        ctx.report_progress(tally.frames_now, tally.total_frames or None, "frames", **{
+        ctx.report_progress(tally.frames_now(), tally.total_frames or None, "frames", **{
             k: extra[k] for k in ("videos_done", "videos_failed", "videos_total")
         })
         now = time.monotonic()
         if now - tally.last_status_write >= 5.0:
             tally.last_status_write = now
-            self._write_status(tally, finished=False)
+            self._write_status(tally, executor, finished=False)
 
-    def _write_status(self, tally: _Tally, finished: bool) -> None:
-        atomic_write_json(self.kind_paths.batch_status, {**tally.as_dict(), "finished": finished,
-                                                          "updated": time.time()})
+    def _write_status(self, tally: _Tally, executor: Executor, finished: bool) -> None:
+        atomic_write_json(self.kind_paths.batch_status, {**tally.as_dict(), **executor.status(),
+                                                          "finished": finished, "updated": time.time()})
 
     def status_extra(self) -> dict[str, Any]:
         """Facts for ``orchestrator status`` beyond the progress line (which has videos done/failed/total)."""
@@ -185,6 +184,9 @@ class FaceDetectionJob(JobKind):
         facts: dict[str, Any] = {"output": str(self.output_dir)}
         if record.get("fps"):
             facts["speed"] = f"{record['fps']} frames/s (last session)"
+        if record.get("workers"):
+            facts["workers"] = f"{record.get('workers_alive', record['workers'])}/{record['workers']} Ray workers " \
+                               f"alive, {record.get('worker_restarts', 0)} restarted"
         failures = record.get("failures") or {}
         if failures:
             shown = [f"{name}: {reason}" for name, reason in list(failures.items())[:3]]
@@ -193,33 +195,60 @@ class FaceDetectionJob(JobKind):
         return facts
 
 
+class _NoDetector:
+    """Stands in for the detector where only fingerprints are computed (the Ray driver loads no model)."""
+
+    name = "none"
+
+    def detect(self, frames: list[Any]) -> list[list[Any]]:
+        raise RuntimeError("no detector in this process")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 class _Tally:
-    """Counters of one session's run over the inputs."""
+    """Counters of one session's run over the inputs (updated from the executor's threads)."""
 
     def __init__(self, total_inputs: int, total_frames: int) -> None:
         self.total_inputs, self.total_frames = total_inputs, total_frames
+        self.lock = threading.Lock()
         self.done = self.failed = 0
-        self.frames_done = 0  # frames of the inputs already finished (this run's walk)
-        self.frames_now = 0  # including the input in progress
+        self.finished_frames = 0  # frames of finished inputs (expected frames for failed ones)
+        self.committed: dict[str, int] = {}  # frames in committed chunks of unfinished inputs
+        self.in_flight: dict[str, int] = {}  # frames made but not yet committed, per input
+        self.expected: dict[str, int] = {}
         self.failures: dict[str, str] = {}
         self.started = time.monotonic()
         self.start_frames: int | None = None
         self.last_status_write = 0.0
 
+    def frames_now(self) -> int:
+        return self.finished_frames + sum(self.committed.values()) + sum(self.in_flight.values())
+
     def as_dict(self) -> dict[str, Any]:
-        if self.start_frames is None:
-            self.start_frames = self.frames_now
-        elapsed = time.monotonic() - self.started
-        gained = self.frames_now - self.start_frames
-        fps = gained / elapsed if elapsed > 0 and gained > 0 else 0.0
-        remaining = max(0, self.total_frames - self.frames_now)
-        return {
-            "videos_done": self.done,
-            "videos_failed": self.failed,
-            "videos_total": self.total_inputs,
-            "frames_done": self.frames_now,
-            "frames_total": self.total_frames,
-            "fps": round(fps, 2),
-            "eta_seconds": round(remaining / fps, 1) if fps > 0 else None,
-            "failures": dict(self.failures),
-        }
+        with self.lock:
+            now = self.frames_now()
+            if self.start_frames is None:
+                self.start_frames = now
+            elapsed = time.monotonic() - self.started
+            gained = now - self.start_frames
+            fps = gained / elapsed if elapsed > 0 and gained > 0 else 0.0
+            remaining = max(0, self.total_frames - now)
+            return {
+                "videos_done": self.done,
+                "videos_failed": self.failed,
+                "videos_total": self.total_inputs,
+                "frames_done": now,
+                "frames_total": self.total_frames,
+                "fps": round(fps, 2),
+                "eta_seconds": round(remaining / fps, 1) if fps > 0 else None,
+                "failures": dict(self.failures),
+            }

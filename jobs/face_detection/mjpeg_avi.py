@@ -142,3 +142,17 @@ def write_avi_files(
     for temp, final in temps:
         os.replace(temp, final)
     return [final for _, final in temps]
+
+
+def iter_packed(data: bytes) -> Iterator[bytes]:
+    """The JPEG frames of a packed segment held in memory; raises ValueError when it is torn."""
+    offset = 0
+    while offset < len(data):
+        if offset + 4 > len(data):
+            raise ValueError("segment ends inside a frame header")
+        (length,) = struct.unpack_from("<I", data, offset)
+        offset += 4
+        if offset + length > len(data):
+            raise ValueError("segment ends inside a frame")
+        yield data[offset : offset + length]
+        offset += length

@@ -1,7 +1,9 @@
 """Every path of a face_detection job, built on the job's :class:`~orchestrator.core.paths.JobPaths`.
 
-Durable: the output folder in the job home (``<home>/<output>/``: per-input outputs and ``batch_status.json``).
-Local: the cache of converted model weights and the prefetched copies of inputs, in the work folder.
+Durable: the output folder in the job home (``<home>/<output>/``: per-input final outputs and
+``batch_status.json``); the chunks themselves live in the job's store (``ledger.py``). Local: the cache of
+converted model weights, the prefetched copies of inputs and the staging folder of chunks on their way to or
+from the store, in the work folder.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.face_detection.partial import OutputFiles
 from orchestrator.core.paths import JobPaths
 
 STATUS_FILE = "batch_status.json"
@@ -29,9 +30,14 @@ class FacePaths:
         """The small progress record ``orchestrator status`` reads (videos done/failed/total, fps, ETA)."""
         return self.output / STATUS_FILE
 
-    def input_files(self, name: str, image: bool = False) -> OutputFiles:
-        """The outputs of the input whose output name is ``name`` (an image's have its own layout)."""
-        return OutputFiles(self.output, name, image=image)
+    def output_file(self, file_name: str) -> Path:
+        """A final output of an input (``clip.summary.json``, ``clip.annotated.mp4``, ...)."""
+        return self.output / file_name
+
+    @property
+    def weights_cache(self) -> Path:
+        """Model weights converted on this machine (e.g. the imported tiny RetinaFace)."""
+        return self.job.work / "weights"
 
     @property
     def prefetch(self) -> Path:
@@ -39,6 +45,6 @@ class FacePaths:
         return self.job.work / "prefetch"
 
     @property
-    def weights_cache(self) -> Path:
-        """Model weights converted on this machine (e.g. the imported tiny RetinaFace)."""
-        return self.job.work / "weights"
+    def staging(self) -> Path:
+        """Chunks being committed to the store, and store objects being read (local, scratch)."""
+        return self.job.work / "face-staging"

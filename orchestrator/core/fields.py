@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,3 +69,14 @@ class StrictModel(BaseModel):
     """Base for every spec model: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def type_with_default(default: str) -> Callable[[Any], str]:
+    """A pydantic ``Discriminator`` callable for a section whose ``type:`` may be omitted (then ``default``)."""
+
+    def section_type(value: Any) -> str:
+        if isinstance(value, dict):
+            return str(value.get("type", default))
+        return str(getattr(value, "type", default))
+
+    return section_type

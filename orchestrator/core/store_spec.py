@@ -16,11 +16,11 @@ with a :class:`RetentionSpec` directly.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from orchestrator.core.fields import ExpandedPath, StrictModel
+from orchestrator.core.fields import ExpandedPath, StrictModel, type_with_default
 
 __all__ = ["DriveStoreSpec", "PathStoreSpec", "RetentionSpec", "StoreSpec", "default_store_spec"]
 
@@ -65,16 +65,9 @@ class DriveStoreSpec(StrictModel):
         return self
 
 
-def _store_type(value: Any) -> str:
-    """``type:`` may be omitted for the default path store."""
-    if isinstance(value, dict):
-        return str(value.get("type", "path"))
-    return str(getattr(value, "type", "path"))
-
-
 StoreSpec = Annotated[
     Annotated[PathStoreSpec, Tag("path")] | Annotated[DriveStoreSpec, Tag("drive")],
-    Discriminator(_store_type),
+    Discriminator(type_with_default("path")),  # type: may be omitted for the default path store
 ]
 
 

@@ -9,7 +9,9 @@ import random
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,18 +37,23 @@ def write_face_video(path: Path, frames: int = 12, size: tuple[int, int] = (320,
     return path
 
 
-def committed_chunks(progress: Path) -> int:
-    """Chunks of the input in progress committed so far (its ``progress.json``), 0 before the first."""
-    return json.loads(progress.read_text())["chunks"] if progress.exists() else 0
+def committed_chunks(store: Path) -> int:
+    """Chunks committed so far in a job's path store (its manifest), 0 before the first."""
+    manifest = store / "manifest.json"
+    try:
+        records = json.loads(manifest.read_text())["records"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return sum(r["name"].endswith(".chunk") for r in records)
 
 
-def kill_after_chunks(child: subprocess.Popen, progress: Path, target: int, rng: random.Random,
+def kill_after_chunks(child: subprocess.Popen, store: Path, target: int, rng: random.Random,
                       timeout: float) -> bool:
     """Wait until ``target`` chunks are committed, then ``kill -9`` the child at a random moment soon after.
     Returns whether it was killed (False: it had already exited)."""
     deadline = time.monotonic() + timeout
     while child.poll() is None and time.monotonic() < deadline:
-        if committed_chunks(progress) >= target:
+        if committed_chunks(store) >= target:
             break
         time.sleep(0.01)
     time.sleep(rng.uniform(0.0, 0.05))
@@ -55,6 +62,37 @@ def kill_after_chunks(child: subprocess.Popen, progress: Path, target: int, rng:
         os.kill(child.pid, signal.SIGKILL)
     child.wait()
     return killed
+
+
+@dataclass
+class LocalRun:
+    """The outcome of :func:`run_local`: executor result, each input's outcome, the output folder."""
+
+    status: str
+    outcomes: dict[str, Any]
+    skipped: set[str]
+    out: Path
+    store: Path
+
+    def file(self, name: str) -> Path:
+        return self.out / name
+
+
+def run_local(detector, paths: list[Path], folder: Path, should_stop=lambda: False, on_frames=None,
+              **settings) -> LocalRun:
+    """Run the local executor over ``paths`` with a ledger in a path store under ``folder`` (as a job does)."""
+    from jobs.face_detection.executor import ExecutorHooks, LocalExecutor, process_inputs
+    from jobs.face_detection.ledger import FaceLedger
+    from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+
+    pipeline_settings = PipelineSettings(**{"batch_size": 4, "chunk_frames": 4, **settings})
+    pipeline = FacePipeline(detector, pipeline_settings, "test")
+    ledger = FaceLedger.in_folder(folder)
+    hooks = ExecutorHooks(should_stop=should_stop, on_frames=on_frames or (lambda name, frames: None))
+    status, outcomes, skipped = process_inputs(LocalExecutor(pipeline), ledger, paths, pipeline.fingerprint,
+                                               pipeline_settings.frame_step, pipeline_settings.frames_per_chunk,
+                                               hooks)
+    return LocalRun(status, outcomes, skipped, ledger.output_dir, folder / "store")
 
 
 @pytest.fixture(scope="session")

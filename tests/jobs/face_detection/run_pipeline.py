@@ -1,6 +1,6 @@
 """Child process for the kill -9 tests: process one video with the real detector, as a job session would.
 
-usage: python run_pipeline.py WEIGHTS VIDEO OUT_DIR BATCH CHUNK
+usage: python run_pipeline.py WEIGHTS VIDEO FOLDER BATCH CHUNK   (store, staging and output inside FOLDER)
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 import torch
 
 from jobs.face_detection.detector import RetinaFaceDetector
-from jobs.face_detection.partial import OutputFiles
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 from jobs.face_detection.weights import load_retinaface
+from tests.jobs.face_detection.conftest import run_local
 
 
 def main(argv: list[str]) -> int:
-    weights, video, out_dir, batch, chunk = argv
+    weights, video, folder, batch, chunk = argv
     torch.set_num_threads(1)
     detector = RetinaFaceDetector(load_retinaface("mobilenet0.25", Path(weights)), torch.device("cpu"))
-    pipeline = FacePipeline(detector, PipelineSettings(batch_size=int(batch), chunk_frames=int(chunk)), "child")
-    result = pipeline.process(Path(video), OutputFiles(Path(out_dir), Path(video).stem))
-    print(result.status, flush=True)
-    return 0 if result.status == "done" else 1
+    result = run_local(detector, [Path(video)], Path(folder), batch_size=int(batch), chunk_frames=int(chunk))
+    status = result.outcomes[Path(video).stem].status
+    print(status, flush=True)
+    return 0 if status == "done" else 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import cv2
 
-from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.executor import LocalExecutor, process_inputs
+from jobs.face_detection.ledger import FaceLedger
 from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
 
 from .conftest import write_face_video
@@ -16,16 +17,21 @@ from .conftest import write_face_video
 
 def test_inputs_at_once_equal_one_at_a_time(tmp_path: Path, detector) -> None:  # type: ignore[no-untyped-def]
     videos = [write_face_video(tmp_path / f"clip {i}.avi", frames=6 + i) for i in range(3)]
-    pipeline = FacePipeline(detector, PipelineSettings(batch_size=2, chunk_frames=2), "test")
+    settings = PipelineSettings(batch_size=2, chunk_frames=2)
+    pipeline = FacePipeline(detector, settings, "test")
     threads_before = cv2.getNumThreads()
-    alone = tmp_path / "alone"
-    for i, video in enumerate(videos):
-        assert pipeline.process(video, OutputFiles(alone, f"v{i}")).status == "done"
-    together = tmp_path / "together"
+
+    def run(folder: Path, video: Path) -> int:
+        _, outcomes, _ = process_inputs(LocalExecutor(pipeline), FaceLedger.in_folder(folder), [video],
+                                        pipeline.fingerprint, 1, settings.frames_per_chunk)
+        return outcomes[video.stem].frames
+
+    alone = [run(tmp_path / "alone", video) for video in videos]
     with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda iv: pipeline.process(iv[1], OutputFiles(together, f"v{iv[0]}")),
-                                enumerate(videos)))
-    assert [r.frames_done for r in results] == [6, 7, 8]
-    for i in range(3):
-        assert (together / f"v{i}.detections.jsonl").read_text() == (alone / f"v{i}.detections.jsonl").read_text()
+        together = list(pool.map(lambda iv: run(tmp_path / f"together {iv[0]}", iv[1]), enumerate(videos)))
+    assert alone == together == [6, 7, 8]
+    for i, video in enumerate(videos):
+        name = f"{video.stem}.detections.jsonl"
+        assert (tmp_path / f"together {i}" / "output" / name).read_text() == \
+            (tmp_path / "alone" / "output" / name).read_text()
     assert cv2.getNumThreads() == threads_before  # OpenCV's pool restored once the last input finished

@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import cli
 
-from .conftest import kill_after_chunks, write_face_video
+from .conftest import committed_chunks, kill_after_chunks, write_face_video
+from .mp4_boxes import video_tracks
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -53,6 +54,8 @@ def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> 
     status = json.loads((out / "batch_status.json").read_text())
     assert (status["videos_done"], status["videos_failed"], status["videos_total"]) == (1, 1, 2)
     assert status["frames_done"] == status["frames_total"] == 12 and status["finished"]
+    results = sorted(p.name for p in (folder / "jobs" / "faces" / "results").iterdir())
+    assert {"clip.annotated.mp4", "clip.detections.jsonl", "clip.summary.json"} <= set(results)
     shown = cli(folder, "status", "job.yaml")
     assert "12/12 frames" in shown.stdout and "completed" in shown.stdout
     assert "broken: cannot open video broken.mp4" in shown.stdout and "videos_failed 1" in shown.stdout
@@ -61,39 +64,58 @@ def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_kill_9_and_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+def test_kill_9_and_rerun_equals_an_uninterrupted_run_with_an_h264_mp4(tmp_path: Path) -> None:
     reference = job_folder(tmp_path / "reference", frames=24)
     assert cli(reference, "run", "job.yaml").returncode == 0
-    expected = (reference / "jobs" / "faces" / "output" / "clip.detections.jsonl").read_text()
+    ref_out = reference / "jobs" / "faces" / "output"
 
     folder = job_folder(tmp_path / "killed", frames=24)
-    out = folder / "jobs" / "faces" / "output"
-    progress = out / ".partial" / "clip" / "progress.json"
+    out, store = folder / "jobs" / "faces" / "output", folder / "jobs" / "faces" / "store"
     rng = random.Random(7)
     kills, committed = 0, 0
     for _ in range(3):
-        kills += kill_after_chunks(popen(folder), progress, committed + rng.randint(1, 2), rng, timeout=90)
+        kills += kill_after_chunks(popen(folder), store, committed + rng.randint(1, 2), rng, timeout=90)
         if (out / "clip.summary.json").exists():
             break
-        committed = json.loads(progress.read_text())["chunks"]
+        committed = committed_chunks(store)
     assert kills >= 2 and committed >= 2
+    listing = cli(folder, "checkpoints", "job.yaml")
+    assert listing.returncode == 0 and ".chunk" in listing.stdout
     final = cli(folder, "run", "job.yaml")
     assert final.returncode == 0, final.stderr
-    assert (out / "clip.detections.jsonl").read_text() == expected
-    capture = cv2.VideoCapture(str(out / "clip.annotated.avi"))
-    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 24
+    assert (out / "clip.detections.jsonl").read_text() == (ref_out / "clip.detections.jsonl").read_text()
+    video = out / "clip.annotated.mp4"
+    assert video.read_bytes() == (ref_out / "clip.annotated.mp4").read_bytes()
+    assert video_tracks(video) == [{"codec": "avc1", "samples": 24, "faststart": True}]
+    capture = cv2.VideoCapture(str(video))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == 24
     journal = (folder / "jobs" / "faces" / "journal.jsonl").read_text()
     assert journal.count('"session_start"') >= 3 and '"checkpoint"' in journal
+    listing = cli(folder, "checkpoints", "job.yaml").stdout
+    assert "clip.annotated.mp4" in listing and "clip.summary.json" in listing and ".chunk" not in listing
+
+
+@pytest.mark.slow
+def test_mjpg_avi_stays_an_option(tmp_path: Path) -> None:
+    folder = job_folder(tmp_path, frames=6, extra="video: avi\n")
+    assert cli(folder, "run", "job.yaml").returncode == 0
+    out = folder / "jobs" / "faces" / "output"
+    capture = cv2.VideoCapture(str(out / "clip.annotated.avi"))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 6
+    assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"MJPG"
+    assert not (out / "clip.annotated.mp4").exists()
 
 
 @pytest.mark.slow
 def test_sigterm_pauses_and_the_next_run_continues(tmp_path: Path) -> None:
     folder = job_folder(tmp_path, frames=24)
-    out = folder / "jobs" / "faces" / "output"
-    progress = out / ".partial" / "clip" / "progress.json"
+    out, store = folder / "jobs" / "faces" / "output", folder / "jobs" / "faces" / "store"
     child = popen(folder)
     deadline = time.monotonic() + 90
-    while child.poll() is None and time.monotonic() < deadline and not progress.exists():
+    while child.poll() is None and time.monotonic() < deadline and not committed_chunks(store):
         time.sleep(0.01)
     child.send_signal(signal.SIGTERM)
     child.wait(timeout=60)
@@ -101,7 +123,6 @@ def test_sigterm_pauses_and_the_next_run_continues(tmp_path: Path) -> None:
     if state["state"] == "completed":
         pytest.skip("the job finished before the signal arrived")
     assert state["state"] == "paused"
-    done_before = json.loads(progress.read_text())["frames_done"]
-    assert 0 < done_before < 24 and not (out / "clip.detections.jsonl").exists()
+    assert 0 < committed_chunks(store) < 12 and not (out / "clip.detections.jsonl").exists()
     assert cli(folder, "run", "job.yaml").returncode == 0
     assert len((out / "clip.detections.jsonl").read_text().splitlines()) == 24

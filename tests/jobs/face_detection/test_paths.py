@@ -1,4 +1,5 @@
-"""FacePaths: the output folder in the home, each input's files, the weights cache in the work folder."""
+"""FacePaths: the output folder in the home, each input's files, the weights cache and the chunk staging folder
+in the work folder."""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ def test_outputs_are_in_the_home_and_the_weights_cache_in_the_work_folder(tmp_pa
     paths = FacePaths(job, "résultats 2024")
     assert paths.output == job.home / "résultats 2024"
     assert paths.batch_status == paths.output / "batch_status.json"
-    files = paths.input_files("clip ü 01")
-    assert files.summary == paths.output / "clip ü 01.summary.json" and files.out_dir == paths.output
-    assert paths.weights_cache == job.work / "weights"
+    assert paths.output_file("clip ü 01.summary.json") == paths.output / "clip ü 01.summary.json"
+    assert paths.weights_cache == job.work / "weights" and paths.staging == job.work / "face-staging"
 
 
 def test_status_from_the_home_alone_reads_the_outputs_but_not_the_cache(tmp_path: Path) -> None:

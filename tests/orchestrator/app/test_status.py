@@ -148,3 +148,17 @@ def test_progress_without_a_rate_shows_no_eta(paths: JobPaths) -> None:
     assert out["latest_checkpoint"] is None
     lines = format_status(job_status(paths, now=NOW)).splitlines()
     assert not [line for line in lines if line.startswith(("  progress", "  checkpoint"))]
+
+
+def test_a_store_refusing_uploads_is_shown_while_the_pause_lasts(paths: JobPaths) -> None:
+    save_record(paths, state=JobState.RUNNING, reason="")
+    Journal(paths.journal, now=lambda: NOW - 600).append(
+        "store_paused", session="s2", reason="the Drive daily upload cap was reached", seconds=3600.0)
+    report = job_status(paths, now=NOW)
+    assert report.to_dict()["uploads_paused"] == {"reason": "the Drive daily upload cap was reached",
+                                                  "until": NOW - 600 + 3600.0}
+    shown = [line for line in format_status(report).splitlines() if line.startswith("  uploads")]
+    assert shown and "paused: the Drive daily upload cap was reached" in shown[0]
+    assert job_status(paths, now=NOW + 3600).uploads_paused is None  # the pause is over: uploads resume
+    save_record(paths, state=JobState.PAUSED)  # a session that ended no longer uploads at all
+    assert job_status(paths, now=NOW).uploads_paused is None
