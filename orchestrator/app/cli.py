@@ -23,7 +23,9 @@ from typing import Any
 from orchestrator.app import api
 from orchestrator.app.jobfile import json_schema
 from orchestrator.core.errors import EXIT_FAILED, EXIT_RESUMABLE, OrchestratorError, storage_error
+from orchestrator.core.paths import JobPaths
 from orchestrator.core.state import JobState, job_paths
+from orchestrator.core.store_spec import PathStoreSpec
 
 log = logging.getLogger("orchestrator")
 
@@ -115,9 +117,13 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
 
     spec = api.load_job(args.job)
     paths = job_paths(spec)
-    if paths.local is None:
-        print("[]" if args.json else f"job {spec.name}: it has not run yet; no checkpoints")
-        return 0
+    if paths.local is None:  # no job id in a home yet: a fresh job, or a blank VM whose home was lost
+        if isinstance(spec.store, PathStoreSpec) and spec.store.path is None:  # the store lived in that home
+            print("[]" if args.json else f"job {spec.name}: it has not run yet; no checkpoints")
+            return 0
+        # the store is elsewhere (Drive API, another folder): list it; this machine has no local copies yet,
+        # so the local side is a folder that cannot exist (its name holds no job id)
+        paths = JobPaths(paths.home, local=spec.work_dir / f"{spec.name}-no-local-copies")
     catalog = load_job_kind(spec.kind)(spec, paths).checkpoints()
     rows = catalog.rows() if catalog is not None else []
     if args.json:

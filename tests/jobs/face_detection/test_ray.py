@@ -208,6 +208,8 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_redone_once(
     # (sent to the dead worker before its death was noticed)
     assert killed["in_flight"] <= redone and len(redone) <= IN_FLIGHT_PER_WORKER  # type: ignore[operator]
     assert set(executor.submissions.values()) <= {1, 2}
-    assert set(commits.values()) == {1} and sum(commits.values()) == 12  # every chunk committed exactly once
+    # every chunk committed exactly once: the 12 with frames, and where a lane ran past the video's end first, the
+    # empty chunk that finds the end
+    assert set(commits.values()) == {1} and 12 <= sum(commits.values()) <= 13
     out = ledger.output_dir
     assert {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".jsonl", ".mp4")} == reference
