@@ -28,7 +28,7 @@ from orchestrator.core.journal import Journal
 from orchestrator.core.logs import ROOT_LOGGER, setup_console_logging
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.spec import JobSpecBase, SessionSpec
-from orchestrator.core.state import StateStore, job_paths
+from orchestrator.core.state import StateStore, job_paths, read_record
 
 __all__ = ["check_inputs", "load_job", "run", "status"]
 
@@ -115,8 +115,9 @@ def status(job_or_home: JobRef) -> StatusReport:
     spec, paths = _paths_of(job_or_home)
     if spec is None:  # a job folder: the spec it last ran with gives the same lines as its job file
         spec = saved_spec(paths)
-        if spec is not None:
-            paths = JobPaths(home=paths.home, local=spec.work_dir / spec.name)
+        record = read_record(paths) if spec is not None else None
+        if spec is not None and record is not None and record.job_id:  # the work folder of this job's identity
+            paths = JobPaths(home=paths.home, local=JobPaths.for_spec(spec, record.job_id).work)
     if spec is not None:
         try:
             extra: dict[str, Any] = load_job_kind(spec.kind)(spec, paths).status_extra()
