@@ -94,9 +94,17 @@ def download(url: str, dest: Path, sha256: str | None = None, attempts: int = 6,
             with attempt:
                 total = _fetch_once(url, part, timeout, progress)
     except RetryError as exc:
+        kept = part.stat().st_size if part.exists() else 0
+        cause = exc.last_attempt.exception()
+        if kept == 0:
+            raise StorageError(
+                f"cannot download pretrained weights {url} ({cause}, {attempts} attempts): check the URL and the "
+                "network, or download the file yourself and give its path as pretrained:; "
+                "run the same command again to retry"
+            ) from exc
         raise StorageError(
-            f"download of {url} failed after {attempts} attempts ({exc.last_attempt.exception()}); "
-            f"{part.stat().st_size if part.exists() else 0} bytes kept in {part}, a re-run resumes from there"
+            f"download of {url} failed after {attempts} attempts ({cause}); "
+            f"{kept} bytes kept in {part}, a re-run resumes from there"
         ) from exc
     size = part.stat().st_size
     if total is not None and size != total:

@@ -379,3 +379,22 @@ def test_raising_max_batches_and_reopening_trains_on_from_the_final_weights(job_
     second = darknet_logs(job_dir)[1]
     assert iterations(second)[0] == 251 and iterations(second)[-1] == 350  # continued, never -clear
     assert dict(manifest_counters(job_dir))["micro_final.weights"] == 350
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_pretrained_url_pauses_with_one_line_and_the_rerun_retries(job_dir: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/x.weights"
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0") + f'pretrained: "{url}"\n')
+    first = cli(job_dir, "run", "job.yaml")
+    assert first.returncode == 75, first.stderr[-3000:]
+    assert url in first.stderr and "Traceback" not in first.stderr
+    assert "--retry" not in first.stderr and "check the URL" in first.stderr and "give its path" in first.stderr
+    second = cli(job_dir, "run", "job.yaml")  # the same cell again: the download is tried again, no --retry
+    assert second.returncode == 75, second.stderr[-3000:]
+    assert url in second.stderr and "--retry" not in second.stderr and "Traceback" not in second.stderr
