@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -382,7 +383,7 @@ def test_raising_max_batches_and_reopening_trains_on_from_the_final_weights(job_
 
 
 def _closed_port() -> int:
-    import socket
+    """A loopback port nobody listens on."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
