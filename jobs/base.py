@@ -135,6 +135,10 @@ class JobKind(ABC):
     def status_extra(self) -> dict[str, Any]:
         return {}
 
+    def plan(self) -> dict[str, Any]:
+        """What this job file will run, where that differs from what it says (shown by ``validate``)."""
+        return {}
+
     def checkpoints(self, session_id: str = "") -> JobCheckpoints | None:
         """The job's checkpoint machinery (store, manifest, discovery), or None if it keeps no checkpoints."""
         return None

@@ -36,7 +36,14 @@ from darknet_patch.fork import Fork, source_revision
 from jobs.base import Completed, Crashed, JobContext, JobKind, RunOutcome, Step, Stopped
 from jobs.darknet.cfg import DarknetCfg, load_cfg
 from jobs.darknet.chart import LossHistory, load_history, render_chart
-from jobs.darknet.classes import NET_SETTINGS, adapt_cfg, apply_net_settings, load_template, validate_classes
+from jobs.darknet.classes import (
+    NET_SETTINGS,
+    adapt_cfg,
+    apply_net_settings,
+    find_heads,
+    load_template,
+    validate_classes,
+)
 from jobs.darknet.dataset import dataset_signature, prepare_dataset
 from jobs.darknet.download import download
 from jobs.darknet.environment import ensure_aliases, prepare_darknet, read_darknet_record
@@ -224,6 +231,26 @@ class DarknetJob(JobKind):
         t = spec.train
         return adapt_cfg(load_template(spec.cfg), len(spec.dataset.classes), max_batches=t.max_batches,
                          batch=t.batch, subdivisions=t.subdivisions, width=t.width, height=t.height)
+
+    def plan(self) -> dict[str, Any]:
+        """The cfg as it will train: [net] after the ``train:`` settings, and every detection head's classes/filters."""
+        spec = self.spec
+        cfg = self.planned_cfg()
+        own = spec.cfg not in TEMPLATE_NAMES
+        where = "the job's copy of your cfg" if own else f"template {spec.cfg}"
+        if cfg is None:  # a template whose classes come from the data: the heads are set once it is read
+            t = spec.train
+            cfg = adapt_cfg(load_template(spec.cfg), 1, max_batches=t.max_batches or 1, batch=t.batch,
+                            subdivisions=t.subdivisions, width=t.width, height=t.height)
+            net = _net_summary(cfg)
+            if t.max_batches is None:
+                net["max_batches"] = net["steps"] = "from the class count found in the dataset"
+            return {"cfg": where, "net": net,
+                    "heads": f"{len(find_heads(cfg))} detection layers; classes and filters set from the classes "
+                             f"found in {spec.dataset.path}"}
+        heads = [{"layer": h.layer.where(), "classes": h.layer.get_int("classes", 0),
+                  "filters": h.conv.get_int("filters", 0) if h.conv is not None else None} for h in find_heads(cfg)]
+        return {"cfg": where, "net": _net_summary(cfg), "heads": heads}
 
     def _behind_alias(self, path: Path) -> bool:
         return any(str(path).startswith(alias.rstrip("/") + "/") or str(path) == alias
@@ -566,3 +593,9 @@ class DarknetJob(JobKind):
             extra["cfg"] = str(cfg_path)
         return extra
 
+
+def _net_summary(cfg: DarknetCfg) -> dict[str, Any]:
+    """The [net] settings that decide how training runs, as darknet reads them (absent: darknet's default)."""
+    keys = ("batch", "subdivisions", "width", "height", "max_batches", "steps", "learning_rate", "burn_in")
+    values = {key: cfg.net.get(key) for key in keys}
+    return {key: int(value) if value.isdigit() else value for key, value in values.items() if value is not None}

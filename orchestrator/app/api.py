@@ -49,6 +49,13 @@ def check_inputs(job: JobRef) -> JobSpecBase:
     return spec
 
 
+def plan(job: JobRef) -> dict[str, Any]:
+    """``check_inputs``, then what the job will run where it differs from the file (a darknet job: its cfg after
+    the ``train:`` settings); ``{}`` for kinds that run what the file says."""
+    _, kind = JobRunner(_spec(job)).preflight()
+    return kind.plan()
+
+
 def _spec(job: JobRef) -> JobSpecBase:
     return job if isinstance(job, JobSpecBase) else load_job(job)
 

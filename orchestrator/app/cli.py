@@ -100,8 +100,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = api.load_job(args.job)
-    api.check_inputs(spec)
-    print(json.dumps(spec.model_dump(mode="json"), indent=2))
+    will_run = api.plan(spec)
+    shown = spec.model_dump(mode="json")
+    if will_run:  # e.g. a darknet job's cfg as it will train: the job's copy with the train: settings applied
+        shown["will_run"] = will_run
+    print(json.dumps(shown, indent=2))
     return 0
 
 

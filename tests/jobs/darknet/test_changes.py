@@ -91,3 +91,31 @@ def test_9_a_cut_pretrained_file_is_refused_before_anything_is_built(job_dir: Pa
     assert "darknet53.conv.74" in result.stderr and "cut off" in result.stderr
     assert not (job_dir / "jobs").exists() or not any((job_dir / "jobs").iterdir())
     shutil.rmtree(job_dir / "jobs", ignore_errors=True)
+
+
+def test_5_validate_shows_the_cfg_that_will_train_with_the_train_settings(job_dir: Path) -> None:  # noqa: F811 - the fixture
+    """Was: `validate` printed the job file's train: fields only; which of them reached the cfg, and its heads,
+    were not shown. Now `will_run` is the job's copy of the cfg as darknet will read it."""
+    text = job_yaml("alexeyab", sleep="0").replace(
+        "train: {stop_wait: 30s,", "train: {max_batches: 120, batch: 8, subdivisions: 2, stop_wait: 30s,")
+    (job_dir / "job.yaml").write_text(text)
+    result = cli(job_dir, "validate", "job.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    will_run = json.loads(result.stdout)["will_run"]
+    assert will_run["cfg"] == "the job's copy of your cfg"
+    net = will_run["net"]
+    assert (net["max_batches"], net["steps"], net["batch"], net["subdivisions"]) == (120, "96,108", 8, 2)
+    assert net["width"] == 64  # micro.cfg's own, not given in train:
+    assert [h["classes"] for h in will_run["heads"]] == [1, 1] and will_run["heads"][0]["layer"].startswith("layer ")
+    assert not (job_dir / "jobs").exists()  # validate writes nothing
+
+
+def test_5_validate_shows_a_templates_heads_for_the_job_files_classes(job_dir: Path) -> None:  # noqa: F811 - the fixture
+    text = job_yaml("alexeyab", sleep="0").replace("cfg: ./micro.cfg", "cfg: yolov3-tiny")
+    (job_dir / "job.yaml").write_text(text.replace("classes: [box]", "classes: [box, ball]"))
+    result = cli(job_dir, "validate", "job.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    will_run = json.loads(result.stdout)["will_run"]
+    assert will_run["cfg"] == "template yolov3-tiny"
+    assert [(h["classes"], h["filters"]) for h in will_run["heads"]] == [(2, 21), (2, 21)]  # (2 + 5) x 3 anchors
+    assert (will_run["net"]["max_batches"], will_run["net"]["steps"]) == (6000, "4800,5400")  # the AlexeyAB rule
