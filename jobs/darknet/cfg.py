@@ -149,7 +149,7 @@ class CfgEditor:
         self._lines = list(cfg.lines)
         self._inserts: dict[int, list[str]] = {}  # 0-based line index -> lines to insert after it
 
-    def set(self, section: Section, key: str, value: str | int) -> None:
+    def set(self, section: Section, key: str, value: str | float) -> None:
         text = f"{key}={value}\n"
         if key in section.option_lines:
             idx = section.option_lines[key] - 1

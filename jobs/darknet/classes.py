@@ -126,6 +126,8 @@ def adapt_cfg(
     subdivisions: int | None = 16,
     width: int | None = None,
     height: int | None = None,
+    learning_rate: float | None = None,
+    burn_in: int | None = None,
 ) -> DarknetCfg:
     """``cfg`` rewritten for ``classes`` (heads and their convs) and a training schedule; comments kept."""
     editor = CfgEditor(cfg)
@@ -143,7 +145,8 @@ def adapt_cfg(
         steps = [max_batches * 8 // 10, max_batches * 9 // 10]
     editor.set(cfg.net, "max_batches", max_batches)
     editor.set(cfg.net, "steps", ",".join(str(s) for s in steps))
-    for key, value in (("batch", batch), ("subdivisions", subdivisions), ("width", width), ("height", height)):
+    for key, value in (("batch", batch), ("subdivisions", subdivisions), ("width", width), ("height", height),
+                       ("learning_rate", learning_rate), ("burn_in", burn_in)):
         if value is not None:
             editor.set(cfg.net, key, value)
     adapted = editor.result()
@@ -152,10 +155,10 @@ def adapt_cfg(
 
 
 #: ``train:`` fields that edit the cfg's [net] section
-NET_SETTINGS = ("max_batches", "batch", "subdivisions", "width", "height")
+NET_SETTINGS = ("max_batches", "batch", "subdivisions", "width", "height", "learning_rate", "burn_in")
 
 
-def apply_net_settings(cfg: DarknetCfg, settings: dict[str, int]) -> DarknetCfg:
+def apply_net_settings(cfg: DarknetCfg, settings: dict[str, float]) -> DarknetCfg:
     """A user's own cfg with the ``train:`` settings the job file gives (its copy; the user's file is untouched).
 
     ``max_batches`` also moves ``steps`` to 80% and 90% of it, as for the templates."""

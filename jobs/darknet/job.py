@@ -58,7 +58,7 @@ from jobs.darknet.weights import DarknetWeightsValidator, check_pretrained
 from jobs.data import ExtractLimits, archive_signature, is_archive, stage_archive
 from orchestrator.core import gpu
 from orchestrator.core.atomic import atomic_write_text
-from orchestrator.core.errors import ConfigError, OrchestratorError
+from orchestrator.core.errors import ConfigError, JobFailedError, OrchestratorError
 from orchestrator.core.logs import get_logger
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.process import ManagedProcess
@@ -200,9 +200,7 @@ class DarknetJob(JobKind):
                          folders=report.folders, issues=report.counts())
         classes = len(report.classes)
         if spec.cfg in TEMPLATE_NAMES:
-            t = spec.train
-            cfg = adapt_cfg(load_template(spec.cfg), classes, train_images=report.train, max_batches=t.max_batches,
-                            batch=t.batch, subdivisions=t.subdivisions, width=t.width, height=t.height)
+            cfg = self.template_cfg(classes, train_images=report.train)
             name = f"{spec.cfg}-obj.cfg"
         else:
             cfg = self.user_cfg()
@@ -212,7 +210,14 @@ class DarknetJob(JobKind):
         atomic_write_text(where.kept_cfg(name), cfg.text())  # kept with the job: which cfg the weights belong to
         atomic_write_text(where.cfg_record, json.dumps({"cfg": name}))
 
-    def net_settings(self) -> dict[str, int]:
+    def template_cfg(self, classes: int, train_images: int = 0, max_batches: int | None = None) -> DarknetCfg:
+        """The job file's template adapted for ``classes``, with its ``train:`` settings."""
+        t = self.spec.train
+        return adapt_cfg(load_template(self.spec.cfg), classes, train_images=train_images,
+                         max_batches=max_batches or t.max_batches, batch=t.batch, subdivisions=t.subdivisions,
+                         width=t.width, height=t.height, learning_rate=t.learning_rate, burn_in=t.burn_in)
+
+    def net_settings(self) -> dict[str, float]:
         """The ``train:`` settings the job file gives explicitly that edit the cfg's [net] section."""
         train = self.spec.train
         return {k: getattr(train, k) for k in NET_SETTINGS if k in train.model_fields_set and getattr(train, k)}
@@ -228,9 +233,7 @@ class DarknetJob(JobKind):
             return self.user_cfg()
         if not spec.dataset.classes:
             return None
-        t = spec.train
-        return adapt_cfg(load_template(spec.cfg), len(spec.dataset.classes), max_batches=t.max_batches,
-                         batch=t.batch, subdivisions=t.subdivisions, width=t.width, height=t.height)
+        return self.template_cfg(len(spec.dataset.classes))
 
     def plan(self) -> dict[str, Any]:
         """The cfg as it will train: [net] after the ``train:`` settings, and every detection head's classes/filters."""
@@ -239,11 +242,9 @@ class DarknetJob(JobKind):
         own = spec.cfg not in TEMPLATE_NAMES
         where = "the job's copy of your cfg" if own else f"template {spec.cfg}"
         if cfg is None:  # a template whose classes come from the data: the heads are set once it is read
-            t = spec.train
-            cfg = adapt_cfg(load_template(spec.cfg), 1, max_batches=t.max_batches or 1, batch=t.batch,
-                            subdivisions=t.subdivisions, width=t.width, height=t.height)
+            cfg = self.template_cfg(1, max_batches=spec.train.max_batches or 1)
             net = _net_summary(cfg)
-            if t.max_batches is None:
+            if spec.train.max_batches is None:
                 net["max_batches"] = net["steps"] = "from the class count found in the dataset"
             return {"cfg": where, "net": net,
                     "heads": f"{len(find_heads(cfg))} detection layers; classes and filters set from the classes "
@@ -382,11 +383,16 @@ class DarknetJob(JobKind):
             ctx.log.info("launching darknet (%s): %s", fork.value, " ".join(argv))
             cps.start_sync(on_published=published, poll_interval=0.2, guard=ctx.check_writer,
                            on_fatal=ctx.storage_fault)
+            fatal: Problem | None = None
             try:
                 outcome = self._supervise(ctx, argv, cfg, base, cps, switch_at=choice.switch_at)
+            except _FatalProblem as exc:
+                fatal = exc.problem
             finally:
                 flushed = cps.stop_sync(flush_timeout=spec.train.stop_wait)
                 self.draw_chart(cfg)
+            if fatal is not None:  # after the flush: the checkpoints it names are in the store
+                raise JobFailedError(self._fatal_message(fatal, cps))
             if not (isinstance(outcome, Stopped) and outcome.reason == GPU_SWITCH):
                 break
             stop = ctx.stop_requested()  # asked while darknet finished that backup: stop, don't relaunch
@@ -508,6 +514,10 @@ class DarknetJob(JobKind):
                                             loss=_finite(event.loss), hours_left=event.hours_left)
                         rule.iteration(event.iteration)
                         latest = max(latest, event.iteration)
+                    elif isinstance(event, Saved) and event.kind == "final":
+                        # the last write before darknet exits: a stop now waits for it to be whole (it is the
+                        # job's result), instead of stopping darknet mid-write and pausing a finished job
+                        rule.backup_started(Path(event.path).name)
                     elif isinstance(event, Saved) and event.kind in ("backup", "last", "iteration"):
                         rule.backup_started(Path(event.path).name)  # darknet's name for a file in our backup folder
                         if switch_at is not None and latest >= switch_at and not rule.stopping:
@@ -561,11 +571,28 @@ class DarknetJob(JobKind):
         ctx.record_event("process_end", pid=proc.pid, exit_code=code)
         tail = proc.tail(20)
         if fatal is not None:
-            raise ConfigError(f"darknet stopped: {fatal.message}. Fix: {fatal.fix}")
+            raise _FatalProblem(fatal)
         finished = self._final_written(cfg, base) if parser.finished else None
         if finished is not None:
             return Completed(finished)
         return Crashed(f"darknet exited with code {code} before writing final weights", exit_code=code, log_tail=tail)
+
+    def _fatal_message(self, problem: Problem, cps: JobCheckpoints) -> str:
+        """What stopped darknet, its fix, and what ``run --retry`` will then resume from."""
+        text = f"darknet stopped: {problem.message}. Fix: {problem.fix}"
+        if problem.kind != "nan_loss" or problem.iteration is None:
+            return f"{text}; then run --retry"
+        try:  # weights saved at or after the NaN are NaN themselves (the resume skips them): the newest before
+            records = cps.manifests.load().records
+        except OrchestratorError:
+            return f"{text}; then run --retry (it resumes from the newest checkpoint saved before the NaN, if any)"
+        before = [r for r in records if r.counter is not None and r.counter < problem.iteration]
+        if before:
+            newest = max(before, key=lambda r: (r.counter or 0, r.seq))
+            return (f"{text}; then run --retry resumes from iteration {newest.counter} ({newest.name}, the newest "
+                    f"checkpoint saved before the NaN)")
+        start = "the pretrained weights" if self.spec.pretrained else "the beginning"
+        return f"{text}; no checkpoint was saved before it, so run --retry then starts again from {start}"
 
     def _final_written(self, cfg: DarknetCfg, base: str) -> str | None:
         """A summary if complete ``_final`` weights at ``max_batches`` are on local disk, else None."""
@@ -599,3 +626,11 @@ def _net_summary(cfg: DarknetCfg) -> dict[str, Any]:
     keys = ("batch", "subdivisions", "width", "height", "max_batches", "steps", "learning_rate", "burn_in")
     values = {key: cfg.net.get(key) for key in keys}
     return {key: int(value) if value.isdigit() else value for key, value in values.items() if value is not None}
+
+
+class _FatalProblem(Exception):
+    """Darknet printed a problem a restart cannot fix; ``run`` turns it into a JobFailedError after the flush."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem

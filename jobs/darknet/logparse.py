@@ -98,6 +98,7 @@ class Problem:
     line: str
     message: str
     fix: str
+    iteration: int | None = None  # where it happened, when the log says (a NaN loss)
 
 
 Event = Iteration | Status | Saved | Loaded | MeanAP | Problem
@@ -142,8 +143,8 @@ _PROBLEMS: list[tuple[str, re.Pattern[str], str, str]] = [
 ]
 
 NAN_FIX = (
-    "training diverged: lower learning_rate (e.g. by 10x) or raise burn_in in [net], check labels for empty or "
-    "out-of-range boxes, then resume from a checkpoint saved before the NaN"
+    "training diverged: lower learning_rate (e.g. by 10x) or raise burn_in (train.learning_rate / train.burn_in "
+    "in the job file, or [net] of your cfg), check labels for empty or out-of-range boxes"
 )
 
 
@@ -238,6 +239,7 @@ class LogParser:
                         line=f"{event.iteration}: avg loss {event.avg_loss}",
                         message=f"avg loss is NaN at iteration {event.iteration}",
                         fix=NAN_FIX,
+                        iteration=event.iteration,
                     )
             elif isinstance(event, Status):
                 self.max_batches = event.max_batches

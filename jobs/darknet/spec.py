@@ -98,6 +98,10 @@ class TrainSpec(StrictModel):
     subdivisions: int = Field(16, ge=1)
     width: int | None = Field(None, ge=32, multiple_of=32)
     height: int | None = Field(None, ge=32, multiple_of=32)
+    learning_rate: float | None = Field(
+        None, gt=0, le=1, description="[net] learning_rate (default: the cfg's); lower it (e.g. 10x) if the loss "
+        "goes NaN.")
+    burn_in: int | None = Field(None, ge=0, description="[net] burn_in iterations (default: the cfg's).")
     clear_pretrained: bool = Field(
         False, description="Pass -clear on the first session (for full COCO weights such as yolov3.weights)."
     )

@@ -71,6 +71,13 @@ class QuotaExceededError(StorageError):
     """The store refuses writes until a quota resets (e.g. Drive's daily upload cap); retrying won't help."""
 
 
+class JobFailedError(OrchestratorError):
+    """The job's work failed in a way restarting cannot fix (e.g. training diverged): the job is ``failed``; fix
+    the named cause, then ``run --retry``."""
+
+    exit_code = EXIT_FAILED
+
+
 class BuildError(OrchestratorError):
     """Building or patching an external tool (darknet) failed."""
 

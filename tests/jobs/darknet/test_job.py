@@ -279,13 +279,65 @@ def test_ctrl_c_waits_for_the_next_backup_like_the_deadline(job_dir: Path) -> No
     assert ends[-1]["stopped_for"] == "signal" and ends[-1]["after_backup"] is True
 
 
+def test_a_stop_while_darknet_writes_final_ends_completed(job_dir: Path) -> None:
+    """Issue 9, case 14: a deadline (or Ctrl-C: the same clean stop) that came as darknet wrote ``_final`` stopped
+    darknet mid-write and ended ``paused``. The stand-in pauses 1.5 s half-way through each weights file; the
+    stop comes while ``_final`` is being written, with the last backup counted as recent (recent_backup: 1), so
+    the rule stops at once unless it waits for the file being written."""
+    text = job_yaml("alexeyab", extra_env=', FAKE_DARKNET_WRITE_DELAY: "1.5"')
+    (job_dir / "job.yaml").write_text(text.replace("train: {", "train: {recent_backup: 1, "))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=job_dir, env=_env(job_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        logs = darknet_logs(job_dir) if (job_dir / "jobs" / "det" / "logs").exists() else []
+        if logs and "micro_final.weights" in logs[0]:
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("darknet never began writing _final")
+    time.sleep(0.3)  # inside the 1.5 s pause of the _final write
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "completed" in stdout
+    assert dict(manifest_counters(job_dir))["micro_final.weights"] == 250
+    assert json.loads((job_dir / "jobs" / "det" / "state.json").read_text())["record"]["state"] == "completed"
+
+
 def test_nan_divergence_fails_the_job_with_the_fix(job_dir: Path) -> None:
+    """Issue 9, case 10: a NaN in the first iterations exited 2 ("bad job file; nothing was changed") and advised
+    resuming from a checkpoint saved before the NaN, when none existed. It is a failed job (4): the message says
+    no checkpoint precedes the NaN, so `run --retry` starts again from the beginning, and the re-run agrees."""
     (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0", extra_env=', FAKE_DARKNET_NAN_AT: "50"'))
     result = cli(job_dir, "run", "job.yaml")
-    assert result.returncode != 0
+    assert result.returncode == 4, result.stderr[-2000:]
     assert "NaN" in result.stderr and "learning_rate" in result.stderr
+    assert "no checkpoint was saved before it" in result.stderr and "--retry" in result.stderr
+    assert "resume from a checkpoint saved before the NaN" not in result.stderr
+    assert "Traceback" not in result.stderr
     problems = [e for e in journal(job_dir) if e["event"] == "darknet_problem"]
     assert problems[0]["problem"] == "nan_loss"
+    again = cli(job_dir, "run", "job.yaml")
+    assert again.returncode == 4 and "--retry" in again.stderr and "NaN" in again.stderr
+
+
+def test_nan_after_a_backup_names_the_checkpoint_a_retry_resumes_from(job_dir: Path) -> None:
+    """The stand-in backs up every 100 iterations (5 ms each): a NaN at 150 follows a whole backup at 100; the
+    backups after it hold NaN weights and are not published."""
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab", extra_env=', FAKE_DARKNET_NAN_AT: "150"'))
+    result = cli(job_dir, "run", "job.yaml")
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert "run --retry resumes from iteration 100" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    # the fix the message names: a lower learning rate in the job file (a safe change), then --retry
+    fixed = job_yaml("alexeyab").replace("train: {", "train: {learning_rate: 0.0001, ")
+    (job_dir / "job.yaml").write_text(fixed)
+    retried = cli(job_dir, "run", "job.yaml", "--retry")
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    assert iterations(darknet_logs(job_dir)[-1])[0] == 101
+    assert "learning_rate=0.0001" in (job_dir / "jobs" / "det" / "darknet" / "micro.cfg").read_text()
 
 
 def test_class_mismatch_is_a_config_error_naming_the_layer(job_dir: Path) -> None:
