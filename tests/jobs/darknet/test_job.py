@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.orchestrator.identity import create_job_home, work_folder
-
 from checkpoints.manifest import Manifest, ManifestRecord, ManifestStore
 from checkpoints.path_store import PathStore
 from jobs.darknet.cfg import load_cfg
@@ -32,6 +30,7 @@ from orchestrator.app.jobfile import load_job_file
 from orchestrator.core.paths import JobPaths
 from tests.conftest import CliResult
 from tests.conftest import cli as run_cli
+from tests.orchestrator.identity import create_job_home, work_folder
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE = ROOT / "tests" / "fakes" / "darknet"
