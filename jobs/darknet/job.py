@@ -324,6 +324,14 @@ class DarknetJob(JobKind):
         """The ``_final`` weights recorded in the store, checked (the object exists with its size)."""
         try:
             cps = self.checkpoints()
+        except (OSError, OrchestratorError) as exc:
+            return f"its final weights cannot be checked ({exc})"
+        return self._final_missing(cps)
+
+    @staticmethod
+    def _final_missing(cps: JobCheckpoints) -> str | None:
+        """None when the newest ``final``-tagged record's object is in the store with its size, else why not."""
+        try:
             finals = [r for r in cps.manifests.load().records if "final" in r.tags]
             if not finals:
                 return f"the store {cps.store} holds no final weights"
@@ -367,6 +375,12 @@ class DarknetJob(JobKind):
                              where=resume.candidate.where, skipped=[j.reason for j in resume.choice.skipped])
             if (resume.candidate.counter or 0) >= cfg.max_batches:
                 ctx.report_progress(resume.candidate.counter or 0, cfg.max_batches, "iter")
+                self._tag_final(cps, base)
+                if self._final_missing(cps) is not None:  # a local file the store lacks: completed once stored
+                    cps.publish(resume.path, resume.candidate.counter, tags=("final",))
+                    missing = self._final_missing(cps)
+                    if missing is not None:
+                        return Crashed(f"the final weights could not be stored: {missing}")
                 return Completed(f"{resume.candidate.name} is at iteration {resume.candidate.counter} "
                                  f">= max_batches {cfg.max_batches}")
         def published(record: ManifestRecord) -> None:
@@ -403,6 +417,9 @@ class DarknetJob(JobKind):
             if not flushed:
                 return Crashed("darknet finished but its final weights could not be copied to the store in time")
             self._tag_final(cps, base)
+            missing = self._final_missing(cps)
+            if missing is not None:  # completed means the result is in the store: check, not assume
+                return Crashed(f"darknet finished but {missing}")
             self._publish_results(ctx, cfg_path, base)
         return outcome
 

@@ -138,6 +138,25 @@ def test_file_already_in_store_is_not_sent_again(tmp_path: Path) -> None:
     assert [r.counter for r in manifests.load().records] == [1, 2]
 
 
+@pytest.mark.slow
+def test_a_recorded_file_whose_object_is_gone_is_published_again(tmp_path: Path) -> None:
+    """Issue 9 (lazy mount, seed 106): Drive received the manifest naming ``_final`` but not its object. The next
+    VM trained again to the same iteration, and its identical ``_final`` was never sent ("already in the store"),
+    so the job completed with no final weights on Drive."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    store = MemoryStore()
+    manifests = ManifestStore(store)
+    (folder / "net_final.weights").write_bytes(make_version(250, 4000))
+    record = manifests.publish(folder / "net_final.weights", "net_final.weights", counter=250)
+    store.delete(record.key)  # the object never reached Drive; the manifest did
+    manifests = ManifestStore(store)  # the next VM's session
+    with _sync(folder, manifests) as sync:
+        assert sync.flush(timeout=20)
+    newest = max(manifests.load().records, key=lambda r: r.seq)
+    assert newest.seq > record.seq and store.stat(newest.key) is not None
+
+
 class GatedStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()

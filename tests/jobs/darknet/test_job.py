@@ -278,6 +278,27 @@ def test_ctrl_c_waits_for_the_next_backup_like_the_deadline(job_dir: Path) -> No
     assert ends[-1]["stopped_for"] == "signal" and ends[-1]["after_backup"] is True
 
 
+def test_final_weights_listed_but_gone_from_the_store_are_trained_and_stored_again(job_dir: Path) -> None:
+    """Issue 9 (lazy-mount trial, seed 106): the manifest naming ``_final`` reached Drive, its object did not. The
+    re-run said so and trained again from ``_last``, but darknet's new ``_final`` (the same bytes) was taken for
+    the one "already in the store" and never sent: completed, with no final weights on Drive."""
+    (job_dir / "job.yaml").write_text(job_yaml("alexeyab"))
+    assert cli(job_dir, "run", "job.yaml").returncode == 0
+    store = PathStore(job_dir / "jobs" / "det" / "store")
+    final = next(r for r in ManifestStore(store).load().records if r.name == "micro_final.weights")
+    store.delete(final.key)
+    again = cli(job_dir, "run", "job.yaml")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "recorded as completed, but its final weights micro_final.weights are gone" in again.stderr
+    newest = max((r for r in ManifestStore(store).load().records if r.name == "micro_final.weights"),
+                 key=lambda r: r.seq)
+    assert newest.seq > final.seq and "final" in newest.tags
+    path = store.local_path(newest.key)
+    assert path is not None and path.read_bytes() == (work_folder(job_dir, "det") / "backup" /
+                                                      "micro_final.weights").read_bytes()
+    assert cli(job_dir, "run", "job.yaml").returncode == 0  # and now it is completed for good
+
+
 def test_a_stop_while_darknet_writes_final_ends_completed(job_dir: Path) -> None:
     """Issue 9, case 14: a deadline (or Ctrl-C: the same clean stop) that came as darknet wrote ``_final`` stopped
     darknet mid-write and ended ``paused``. The stand-in pauses 1.5 s half-way through each weights file; the

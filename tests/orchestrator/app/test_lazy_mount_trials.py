@@ -176,8 +176,6 @@ def test_command_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds:
     run_trials("command", seeds, tmp_path, expected_command_checkpoint())
 
 
-@pytest.mark.parametrize("seeds", [range(100, 104), pytest.param(range(104, 108), marks=pytest.mark.xfail(
-    strict=False, reason="open (issue 9): seed 106 once completed while Drive's store lacked micro_final.weights"))],
-    ids=lambda r: f"seeds {r.start}-{r.stop - 1}")
+@pytest.mark.parametrize("seeds", [range(100, 104), range(104, 108)], ids=lambda r: f"seeds {r.start}-{r.stop - 1}")
 def test_darknet_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds: range) -> None:
     run_trials("darknet", seeds, tmp_path, uninterrupted_darknet_final(tmp_path))
