@@ -29,9 +29,10 @@ from jobs.face_detection.pipeline import FacePipeline
 from jobs.face_detection.results import publish_face_results
 from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec, RayExecutorSpec
 from orchestrator.core.atomic import atomic_write_json
-from orchestrator.core.errors import ConfigError
+from orchestrator.core.errors import ConfigError, OrchestratorError
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.results import ResultsFolder
+from orchestrator.core.state import JobRecord
 
 CHUNK_PATTERNS = ("*.chunk",)
 
@@ -73,6 +74,14 @@ class FaceDetectionJob(JobKind):
 
     def ledger(self, session_id: str = "", logger: logging.Logger | None = None) -> FaceLedger:
         return FaceLedger(self.checkpoints(session_id, logger), self.kind_paths, logger)
+
+    def result_missing(self, record: JobRecord) -> str | None:
+        """Every input's finished record and its outputs (detections, video, summary) are in the store."""
+        try:
+            names = output_names(discover_inputs(self.spec))
+            return FaceLedger(self.checkpoints(), self.kind_paths).missing_result(sorted(names.values()))
+        except (OSError, OrchestratorError) as exc:
+            return f"its outputs cannot be checked ({exc})"
 
     def executor(self, pipeline_id: str, weights: Path | None, decoder: str, tasks: list[InputTask],
                  ctx: JobContext) -> Executor:

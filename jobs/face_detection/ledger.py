@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from checkpoints.job_checkpoints import JobCheckpoints
-from checkpoints.manifest import ManifestRecord
+from checkpoints.manifest import CHECKPOINT_PREFIX, ManifestRecord
 from jobs.face_detection.chunks import ChunkResult, InputChunks, InputStatus, chunk_record_name, parse_chunk_record_name
 from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.video_out import join_segments, video_file_name, write_image
@@ -108,7 +108,54 @@ class FaceLedger:
                 leftover.unlink(missing_ok=True)
         for record in sorted(self.manifests.load().records, key=lambda r: r.seq):
             self._records[record.name] = record  # a newer record of a name supersedes an older one
+        lost = self._not_held(list(self._records.values()))
+        if lost:  # the manifest reached the store, these objects did not (a lazy mount) or were deleted since
+            self.log.warning("store: %d recorded object(s) are missing from %s (%s); they are made again",
+                             len(lost), self.store, ", ".join(sorted(r.name for r in lost)[:5]))
+            self._forget({r.name: r for r in lost})
+            for record in lost:  # an output whose object is gone makes its input unfinished: redo it whole
+                owner = self._owner(record.name)
+                if owner is not None:
+                    self._forget({n: r for n, r in self._records.items() if _is_output_of(n, owner)})
         return self
+
+    def _not_held(self, records: list[ManifestRecord]) -> list[ManifestRecord]:
+        """The records whose object the store does not hold with its size: one listing, then a ``stat`` of each
+        record the listing lacks (a Drive API listing shows new files only after a delay; ``stat`` does not)."""
+        listed = {entry.key: entry.size for entry in self.store.list(CHECKPOINT_PREFIX)}
+        missing = []
+        for record in records:
+            if listed.get(record.key) == record.size:
+                continue
+            entry = self.store.stat(record.key)
+            if entry is None or entry.size != record.size:
+                missing.append(record)
+        return missing
+
+    def _owner(self, record_name: str) -> str | None:
+        """The input an output record belongs to (None for chunks and other records)."""
+        for suffix in (".summary.json", ".failed.json", ".detections.jsonl"):
+            if record_name.endswith(suffix):
+                return record_name[: -len(suffix)]
+        if ".annotated." in record_name and parse_chunk_record_name(record_name) is None:
+            return record_name.split(".annotated.", 1)[0]
+        return None
+
+    def missing_result(self, names: list[str]) -> str | None:
+        """For a job recorded completed: which input has no finished record, or whose outputs are gone from the
+        store; None when every input's result is there. Reads only (no lease needed)."""
+        records: dict[str, ManifestRecord] = {}
+        for record in sorted(self.manifests.load().records, key=lambda r: r.seq):
+            records[record.name] = record
+        for name in names:
+            if summary_name(name) not in records and failed_name(name) not in records:
+                return f"the store {self.store} holds no result for input {name}"
+        outputs = [r for n, r in records.items() if any(_is_output_of(n, name) for name in names)]
+        gone = self._not_held(outputs)
+        if gone:
+            shown = ", ".join(sorted(r.name for r in gone)[:5])
+            return f"{len(gone)} of its outputs are gone from the store {self.store} ({shown})"
+        return None
 
     # -- reading -------------------------------------------------------------------------------------------
 

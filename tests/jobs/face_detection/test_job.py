@@ -126,3 +126,57 @@ def test_sigterm_pauses_and_the_next_run_continues(tmp_path: Path) -> None:
     assert 0 < committed_chunks(store) < 12 and not (out / "clip.detections.jsonl").exists()
     assert cli(folder, "run", "job.yaml").returncode == 0
     assert len((out / "clip.detections.jsonl").read_text().splitlines()) == 24
+
+
+def _store_objects(folder: Path) -> dict[str, Path]:
+    """The face job's store objects by record name (e.g. ``clip.detections.jsonl``)."""
+    from checkpoints.manifest import ManifestStore
+    from checkpoints.path_store import PathStore
+
+    store = PathStore(folder / "jobs" / "faces" / "store")
+    out = {}
+    for record in ManifestStore(store).load().records:
+        path = store.local_path(record.key)
+        assert path is not None
+        out[record.name] = path
+    return out
+
+
+@pytest.mark.slow
+def test_a_completed_job_whose_outputs_are_gone_from_the_store_says_so_and_makes_them_again(tmp_path: Path) -> None:
+    """Issue 9, durable completion for the face kind: a completed job whose published detections were deleted
+    from the store (e.g. by hand on Drive) printed "already completed" and left the store without them."""
+    folder = job_folder(tmp_path)
+    assert cli(folder, "run", "job.yaml").returncode == 0
+    objects = _store_objects(folder)
+    expected = objects["clip.detections.jsonl"].read_bytes()
+    objects["clip.detections.jsonl"].unlink()  # the store lost it; the manifest still lists it
+    (folder / "jobs" / "faces" / "output" / "clip.detections.jsonl").unlink()
+    again = cli(folder, "run", "job.yaml")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "recorded as completed, but" in again.stderr and "clip.detections.jsonl" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert _store_objects(folder)["clip.detections.jsonl"].read_bytes() == expected
+    assert (folder / "jobs" / "faces" / "output" / "clip.detections.jsonl").read_bytes() == expected
+    third = cli(folder, "run", "job.yaml")
+    assert third.returncode == 0 and "already completed" in third.stderr + third.stdout
+
+
+@pytest.mark.slow
+def test_a_committed_chunk_whose_object_never_arrived_is_made_again(tmp_path: Path) -> None:
+    """The Drive mount's lazy uploads: the manifest naming a chunk reached Drive, the chunk's bytes did not. The
+    next session must make that chunk again, not fail reading it (a storage fault on every run: stranded)."""
+    reference = job_folder(tmp_path / "reference")
+    assert cli(reference, "run", "job.yaml").returncode == 0
+    folder = job_folder(tmp_path / "lost")
+    store = folder / "jobs" / "faces" / "store"
+    kill_after_chunks(popen(folder), store, 3, random.Random(3), timeout=90)
+    chunks = {n: p for n, p in _store_objects(folder).items() if n.endswith(".chunk")}
+    if not chunks:
+        pytest.skip("the job finished before the kill")  # kill_after_chunks kills after 3 chunks of 6
+    next(iter(chunks.values())).unlink()
+    again = cli(folder, "run", "job.yaml")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Traceback" not in again.stderr
+    ref_out, out = reference / "jobs" / "faces" / "output", folder / "jobs" / "faces" / "output"
+    assert (out / "clip.detections.jsonl").read_bytes() == (ref_out / "clip.detections.jsonl").read_bytes()
