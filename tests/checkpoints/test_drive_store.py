@@ -14,8 +14,8 @@ import pytest
 from checkpoints.drive_auth import DRIVE_SCOPES, load_credentials, static_drive_document
 from checkpoints.drive_layout import GEN_PROP, KEY_PROP, PENDING_PROP, ROOT_PROP
 from checkpoints.drive_store import DriveStore
-from orchestrator.core.errors import ConfigError, StorageError
 from checkpoints.testing import StoreContract
+from orchestrator.core.errors import ConfigError, StorageError
 from tests.checkpoints.drive_server import DriveFake, loopback_store
 
 KIB = 1024
