@@ -14,9 +14,12 @@ Samples are paired the way the darknet kind reads them: ``x.txt``/``x.xml`` besi
 
 One O(n) pass over one sorted listing. A tree is resumable and idempotent: each file is copied under a temp name
 and renamed, then recorded in ``DEST/.pack-journal.jsonl``; a re-run after ``kill -9`` skips what the journal
-holds and finishes; a re-run of a finished pack writes nothing. An archive is one stream: an interrupted archive
-run writes it again from the start (into a temp name, so DEST is never half written); a finished one whose
-manifest (``DEST.manifest.json`` beside it) matches the source is left alone.
+holds and finishes; a re-run of a finished pack writes nothing. An archive is one stream written under a temp
+name (DEST is never half written) with a checkpoint every ``CHECKPOINT_FILES`` files or ``CHECKPOINT_BYTES``
+bytes: the part file fsynced and ``.DEST.pack-state.json`` saved atomically (offset, members done, their zip
+entries or the gzip CRC). A re-run after ``kill -9`` cuts the part back to the checkpoint and goes on, giving
+the same bytes as an uninterrupted run; a finished one whose manifest (``DEST.manifest.json`` beside it) matches
+the source is left alone.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import posixpath
+import struct
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +51,8 @@ MANIFEST = "manifest.json"
 JOURNAL = ".pack-journal.jsonl"
 _PART = ".pack-part"
 _CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -233,28 +241,92 @@ def _has_size(path: Path, size: int) -> bool:
 
 
 # -- one archive -----------------------------------------------------------------------------------------------
-def _pack_archive(plan: list[PackedFile], samples: int, dest: Path, files_per_folder: int, fmt: str) -> PackReport:
+#: an archive pack checkpoints after this many files or bytes (whichever comes first): what a kill -9 can cost
+CHECKPOINT_FILES = 2000
+CHECKPOINT_BYTES = 256 << 20
+_STATE = ".pack-state.json"
+
+
+def _plan_signature(plan: list[PackedFile], fmt: str, files_per_folder: int, every: tuple[int, int]) -> str:
+    """What an interrupted archive must have been packing to be continued: every planned file with its source's
+    size and mtime, the format, the layout and the checkpoint spacing (which shapes a .tar.gz's bytes)."""
+    digest = hashlib.sha256(json.dumps([fmt, files_per_folder, list(every)]).encode())
+    for item in plan:
+        st = item.source.stat()
+        digest.update(f"{item.dest}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _zipinfo_to_json(info: zipfile.ZipInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for slot in zipfile.ZipInfo.__slots__:
+        value = getattr(info, slot, None)
+        out[slot] = {"hex": value.hex()} if isinstance(value, bytes) else list(value) if isinstance(
+            value, tuple) else value
+    return out
+
+
+def _zipinfo_from_json(doc: dict[str, Any]) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo.__new__(zipfile.ZipInfo)
+    for slot in zipfile.ZipInfo.__slots__:
+        value = doc.get(slot)
+        if isinstance(value, dict) and "hex" in value:
+            value = bytes.fromhex(value["hex"])
+        elif isinstance(value, list):
+            value = tuple(value)
+        setattr(info, slot, value)
+    return info
+
+
+def _pack_archive(plan: list[PackedFile], samples: int, dest: Path, files_per_folder: int, fmt: str,
+                  every: tuple[int, int] = (CHECKPOINT_FILES, CHECKPOINT_BYTES)) -> PackReport:
+    """Stream the plan into ``.DEST.pack-part``; after every ``every`` files/bytes the part is fsynced and the
+    state (offset, members done, their zip entries or gzip CRC) saved atomically beside it, so a re-run after
+    ``kill -9`` cuts the part back to the last checkpoint and goes on. The bytes are the same either way."""
     sizes = {f.dest: f.source.stat().st_size for f in plan}
     sidecar = dest.with_name(dest.name + ".manifest.json")
+    tmp = dest.with_name(f".{dest.name}{_PART}")
+    state_path = dest.with_name(f".{dest.name}{_STATE}")
+    folders = len({posixpath.dirname(p) for p in sizes if "/" in p})
     if dest.is_file() and sidecar.is_file():
         try:
             recorded = {e["path"]: e["size"] for e in json.loads(sidecar.read_text())["files"]}
         except (ValueError, KeyError, TypeError):
             recorded = {}
         if recorded == sizes:
-            return PackReport(dest, samples, len(plan), 0, 0, sum(sizes.values()))
+            state_path.unlink(missing_ok=True)
+            return PackReport(dest, samples, len(plan), folders, 0, sum(sizes.values()))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}{_PART}")
+    signature = _plan_signature(plan, fmt, files_per_folder, every)
+    state = _read_state(state_path, signature, tmp)
     top = dest.name[: -len(".tar.gz")] if dest.name.lower().endswith(".tar.gz") else dest.stem
-    entries: list[tuple[str, int, str]] = []
+    done = int(state["done"]) if state else 0
+    entries: list[tuple[str, int, str]] = [tuple(e) for e in state["entries"]] if state else []  # type: ignore[misc]
+    if state is None:
+        tmp.unlink(missing_ok=True)
     bar = progress_bar(len(plan), "pack", "file") if len(plan) >= 200 else None
-    with open(tmp, "wb") as raw:
-        writer = _ArchiveWriter(raw, fmt)
-        for item in plan:
-            with open(item.source, "rb") as src:
-                entries.append((item.dest, *writer.add(f"{top}/{item.dest}", src, sizes[item.dest])))
-            if bar is not None:
-                bar.update(1)
+    if bar is not None and done:
+        bar.update(done)
+    with open(tmp, "r+b" if state else "wb") as raw:
+        if state:
+            raw.truncate(int(state["offset"]))
+            raw.seek(int(state["offset"]))
+        writer = _ArchiveWriter(raw, fmt, state)
+        batch_files = batch_bytes = 0
+        try:
+            for item in plan[done:]:
+                with open(item.source, "rb") as src:
+                    entries.append((item.dest, *writer.add(f"{top}/{item.dest}", src, sizes[item.dest])))
+                done += 1
+                batch_files, batch_bytes = batch_files + 1, batch_bytes + sizes[item.dest]
+                if bar is not None:
+                    bar.update(1)
+                if (batch_files >= every[0] or batch_bytes >= every[1]) and done < len(plan):
+                    _save_state(state_path, raw, writer, signature, done, entries)
+                    batch_files = batch_bytes = 0
+        except BaseException:
+            writer.abandon()  # Ctrl-C or a read error: the part stays as it is; the next run resumes it
+            raise
         manifest = _manifest(entries, files_per_folder, samples)
         writer.add_bytes(f"{top}/{MANIFEST}", manifest)
         writer.close()
@@ -262,24 +334,94 @@ def _pack_archive(plan: list[PackedFile], samples: int, dest: Path, files_per_fo
         os.fsync(raw.fileno())
     if bar is not None:
         bar.close()
+    atomic_write_bytes(sidecar, manifest)  # before the rename: a finished DEST always has its manifest beside it
     os.replace(tmp, dest)
     fsync_dir(dest.parent)
-    atomic_write_bytes(sidecar, manifest)
-    folders = len({posixpath.dirname(p) for p in sizes if "/" in p})
-    return PackReport(dest, samples, len(plan), folders, len(plan) + 1, sum(sizes.values()))
+    state_path.unlink(missing_ok=True)
+    written = len(plan) - (int(state["done"]) if state else 0) + 1
+    return PackReport(dest, samples, len(plan), folders, written, sum(sizes.values()))
+
+
+def _read_state(path: Path, signature: str, part: Path) -> dict[str, Any] | None:
+    """The checkpoint of an interrupted pack of this same plan whose part file reaches its offset, else None."""
+    try:
+        state = json.loads(path.read_text())
+        usable = (state.get("signature") == signature and part.is_file()
+                  and part.stat().st_size >= int(state["offset"]) and int(state["done"]) == len(state["entries"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        usable = False
+    if not usable:
+        log.info("dataset pack: %s is not a checkpoint of this pack (other source or settings); starting over",
+                 path)
+        return None
+    log.info("dataset pack: continuing %s after %d files", part, state["done"])
+    return dict(state)
+
+
+def _save_state(path: Path, raw: BinaryIO, writer: _ArchiveWriter, signature: str, done: int,
+                entries: list[tuple[str, int, str]]) -> None:
+    writer.checkpoint()
+    raw.flush()
+    os.fsync(raw.fileno())
+    doc = {"format": "orchestrator-pack-state/1", "signature": signature, "offset": raw.tell(), "done": done,
+           "entries": [list(e) for e in entries], **writer.state()}
+    atomic_write_bytes(path, json.dumps(doc, separators=(",", ":")).encode())
+
+
+class _GzipSegments:
+    """A gzip member written as raw deflate segments, each from a fresh compressor ended by a full flush: a
+    checkpoint is a byte boundary, and a new process continues the one member from the saved CRC and size. One
+    member (not one per checkpoint), so every reader, Python's streaming ``tarfile`` included, reads it whole."""
+
+    def __init__(self, raw: BinaryIO, crc: int = 0, size: int = 0, fresh: bool = True, level: int = 6) -> None:
+        self.raw, self.crc, self.size, self.level = raw, crc, size, level
+        if fresh:  # the gzip header: no name, mtime 0 (deterministic), OS unknown
+            raw.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+
+    def write(self, data: bytes) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        self.raw.write(self._deflate.compress(data))
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def checkpoint(self) -> None:
+        self.raw.write(self._deflate.flush(zlib.Z_FULL_FLUSH))
+        self._deflate = zlib.compressobj(self.level, zlib.DEFLATED, -zlib.MAX_WBITS)
+
+    def close(self) -> None:
+        self.raw.write(self._deflate.flush(zlib.Z_FINISH))
+        self.raw.write(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
 
 
 class _ArchiveWriter:
-    """Members streamed into a zip (stored: images are compressed already) or a tar (optionally gzipped)."""
+    """Members streamed into a zip (stored: images are compressed already) or a tar (optionally gzipped), from
+    the start or from a saved checkpoint (``state``)."""
 
-    def __init__(self, raw: BinaryIO, fmt: str) -> None:
+    def __init__(self, raw: BinaryIO, fmt: str, state: dict[str, Any] | None = None) -> None:
         self.zip: zipfile.ZipFile | None = None
         self.tar: tarfile.TarFile | None = None
+        self.gz: _GzipSegments | None = None
         if fmt == "zip":
             self.zip = zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True)
-        else:
-            self.tar = (tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) if fmt == "tar.gz"  # noqa: SIM115
-                        else tarfile.open(fileobj=raw, mode="w"))  # noqa: SIM115 - closed in close()
+            for doc in (state or {}).get("zip", []):  # the members before the checkpoint, for the central directory
+                info = _zipinfo_from_json(doc)
+                self.zip.filelist.append(info)
+                self.zip.NameToInfo[info.filename] = info
+            return
+        out: Any = raw
+        if fmt == "tar.gz":
+            gz = (state or {}).get("gzip")
+            self.gz = out = _GzipSegments(raw, int(gz["crc"]), int(gz["size"]), fresh=False) if gz \
+                else _GzipSegments(raw)
+        self.tar = tarfile.open(fileobj=out, mode="w")  # noqa: SIM115 - closed in close()
+        if state and fmt == "tar":
+            self.tar.offset = int(state["offset"])
 
     def add(self, name: str, src: BinaryIO, size: int) -> tuple[int, str]:
         if self.zip is not None:
@@ -297,8 +439,31 @@ class _ArchiveWriter:
     def add_bytes(self, name: str, data: bytes) -> None:
         self.add(name, io.BytesIO(data), len(data))
 
+    def checkpoint(self) -> None:
+        if self.gz is not None:
+            self.gz.checkpoint()
+
+    def state(self) -> dict[str, Any]:
+        """What a new process needs to continue after :meth:`checkpoint` (besides the offset)."""
+        if self.zip is not None:
+            return {"zip": [_zipinfo_to_json(info) for info in self.zip.filelist]}
+        if self.gz is not None:
+            return {"gzip": {"crc": self.gz.crc, "size": self.gz.size}}
+        return {}
+
+    def abandon(self) -> None:
+        """Stop without finishing the archive (no central directory, no end blocks): the part is resumed later."""
+        if self.zip is not None:
+            self.zip.fp = None  # ZipFile.close (and its __del__) then writes nothing
+
     def close(self) -> None:
-        (self.zip or self.tar).close()  # type: ignore[union-attr]
+        if self.zip is not None:
+            self.zip.close()
+            return
+        assert self.tar is not None
+        self.tar.close()
+        if self.gz is not None:
+            self.gz.close()
 
 
 class _HashingReader:
@@ -311,7 +476,8 @@ class _HashingReader:
         return data
 
 
-def pack_dataset(src: Path, dest: Path, files_per_folder: int = 1000) -> PackReport:
+def pack_dataset(src: Path, dest: Path, files_per_folder: int = 1000,
+                 checkpoint_every: tuple[int, int] = (CHECKPOINT_FILES, CHECKPOINT_BYTES)) -> PackReport:
     """Pack ``src`` into ``dest``: a tree when ``dest`` is a folder name, one archive for .zip/.tar/.tar.gz/.tgz."""
     src, dest = Path(src), Path(dest)
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
@@ -322,4 +488,4 @@ def pack_dataset(src: Path, dest: Path, files_per_folder: int = 1000) -> PackRep
     fmt = archive_format(dest)
     if fmt is None:
         return _pack_tree(plan, samples, dest, files_per_folder)
-    return _pack_archive(plan, samples, dest, files_per_folder, fmt)
+    return _pack_archive(plan, samples, dest, files_per_folder, fmt, checkpoint_every)

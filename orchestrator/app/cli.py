@@ -22,7 +22,7 @@ from typing import Any
 
 from orchestrator.app import api
 from orchestrator.app.jobfile import json_schema
-from orchestrator.core.errors import EXIT_FAILED, EXIT_RESUMABLE, OrchestratorError, storage_error
+from orchestrator.core.errors import EXIT_FAILED, EXIT_RESUMABLE, ConfigError, OrchestratorError, storage_error
 from orchestrator.core.paths import JobPaths
 from orchestrator.core.state import JobState, job_paths
 from orchestrator.core.store_spec import PathStoreSpec
@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument("src", type=Path, help="the dataset folder (images with YOLO .txt or VOC .xml labels)")
     pack.add_argument("dest", type=Path, help="a new folder (tree) or an archive file name")
     pack.add_argument("--files-per-folder", type=int, default=1000, help="tree: files per folder (default 1000)")
+    pack.add_argument("--checkpoint-every", type=int, default=2000, metavar="N",
+                      help="archive: save a resume point every N files (and every 256 MB; default 2000)")
     return parser
 
 
@@ -147,9 +149,12 @@ def cmd_auth(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    from jobs.data.pack import pack_dataset
+    from jobs.data.pack import CHECKPOINT_BYTES, pack_dataset
 
-    report = pack_dataset(args.src, args.dest, args.files_per_folder)
+    if args.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+    report = pack_dataset(args.src, args.dest, args.files_per_folder,
+                          checkpoint_every=(args.checkpoint_every, CHECKPOINT_BYTES))
     change = f"{report.copied} files written" if report.copied else "already packed, nothing changed"
     print(f"packed {report.samples} samples ({report.files} files, {report.bytes / 1e6:.1f} MB) into {report.dest}: "
           f"{change}")

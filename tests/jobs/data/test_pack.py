@@ -107,6 +107,74 @@ def test_one_archive_stages_to_the_packed_tree(tmp_path: Path, name: str) -> Non
     assert _tree(staged.root / "d") == _tree(tmp_path / "tree")
 
 
+@pytest.mark.parametrize("name", ["d.zip", "d.tar.gz", "d.tar"])
+def test_kill_9_mid_archive_then_rerun_continues_and_gives_the_same_archive(tmp_path: Path, name: str) -> None:
+    """Issue 12: an interrupted archive pack used to start again from the first file. Now the re-run cuts the part
+    file back to the last checkpoint, packs only the rest, and the archive is byte-identical to an uninterrupted
+    one; a re-run after that changes nothing."""
+    src = _source(tmp_path / "src", 3000)
+    args = ["--files-per-folder", "100", "--checkpoint-every", "100"]
+    assert main(["dataset", "pack", str(src), str(tmp_path / "reference" / name), *args]) == 0
+    dest = tmp_path / "packed" / name
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "dataset", "pack", str(src), str(dest), *args],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = dest.with_name(f".{name}.pack-state.json")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if json.loads(state.read_text())["done"] >= 1000:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the pack finished before the kill: make the source larger"
+    assert not dest.exists()  # never a half-written DEST
+    done_before = json.loads(state.read_text())["done"]
+    result = subprocess.run([sys.executable, "-m", "orchestrator", "dataset", "pack", str(src), str(dest), *args],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = int(result.stdout.split(" files written")[0].rsplit(" ", 1)[-1])
+    planned = len(plan_pack(src, 100)[0])
+    assert written == planned - done_before + 1  # the rest and the manifest: nothing packed twice
+    assert dest.read_bytes() == (tmp_path / "reference" / name).read_bytes()
+    assert not state.exists() and not dest.with_name(f".{name}.pack-part").exists()
+    mtime = dest.stat().st_mtime_ns
+    again = subprocess.run([sys.executable, "-m", "orchestrator", "dataset", "pack", str(src), str(dest), *args],
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and "nothing changed" in again.stdout and dest.stat().st_mtime_ns == mtime
+
+
+def test_a_checkpoint_of_another_source_starts_over(tmp_path: Path) -> None:
+    """A left-over part and state of an earlier pack whose source has changed since: not continued (that would
+    mix two sources), packed again from the start, the same as a fresh pack of the current source."""
+    import jobs.data.pack as pack_module
+
+    src = _source(tmp_path / "src", 60)
+    dest = tmp_path / "d.tar.gz"
+    saved = pack_module._save_state
+    calls = []
+
+    def stop_after_two(*a: object, **k: object) -> None:
+        saved(*a, **k)  # type: ignore[arg-type]
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after the second checkpoint
+
+    pack_module._save_state = stop_after_two  # type: ignore[assignment]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pack_dataset(src, dest, 10, checkpoint_every=(10, 1 << 30))
+    finally:
+        pack_module._save_state = saved
+    assert dest.with_name(".d.tar.gz.pack-state.json").exists()
+    (src / "yolo ü" / "img0.jpg").write_bytes(b"an edited image")  # the source changed since
+    pack_dataset(src, dest, 10, checkpoint_every=(10, 1 << 30))
+    pack_dataset(src, tmp_path / "fresh" / "d.tar.gz", 10, checkpoint_every=(10, 1 << 30))
+    assert dest.read_bytes() == (tmp_path / "fresh" / "d.tar.gz").read_bytes()
+
+
 def test_dest_that_is_not_a_pack_is_refused(tmp_path: Path) -> None:
     src = _source(tmp_path / "src", 3)
     other = tmp_path / "My Drive"
