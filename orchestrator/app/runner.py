@@ -380,7 +380,7 @@ class JobRunner:
             if session.gpu:
                 log.info("device: GPU %s", session.gpu)
             else:
-                log.warning("no GPU: training on CPU — in Colab choose Runtime > Change runtime type > GPU")
+                log.warning("no GPU: running on CPU — in Colab choose Runtime > Change runtime type > GPU")
             try:
                 self.states.transition(record, JobState.PREPARING, "reopened" if record.state is JobState.COMPLETED
                                        else "session start")

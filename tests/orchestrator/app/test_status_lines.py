@@ -20,7 +20,7 @@ FAKES = REPO / "tests" / "fakes"
 def test_the_first_lines_name_the_device(job_dir: Path) -> None:
     gpu_probe.detect_gpus.cache_clear()  # the probe asks nvidia-smi once per process: each run is another machine
     cpu = cli(job_dir, "run", "job.yaml", env={"PATH": "/usr/bin:/bin"})
-    assert "no GPU: training on CPU — in Colab choose Runtime > Change runtime type > GPU" in cpu.stderr
+    assert "no GPU: running on CPU — in Colab choose Runtime > Change runtime type > GPU" in cpu.stderr
     (job_dir / "job.yaml").write_text((job_dir / "job.yaml").read_text().replace("name: count", "name: gpu"))
     gpu_probe.detect_gpus.cache_clear()
     gpu = cli(job_dir, "run", "job.yaml", env={"PATH": f"{FAKES}:/usr/bin:/bin", "FAKE_GPUS": "1"})
