@@ -314,7 +314,9 @@ class FaceLedger:
             out_fps = source.fps / int(facts.get("frame_step", 1)) if source.fps else 0.0
             target = self.paths.output_file(video_file_name(name, video_format, image))
             segments = (c.video for c in chunks if c.video)
-            if image:
+            if video_format == "none":  # detections and the summary only
+                videos = []
+            elif image:
                 videos = write_image(chunks[0].video, target)
             elif frames:
                 videos = join_segments(video_format, segments, target, source.width, source.height, out_fps)

@@ -152,7 +152,8 @@ class FacePipeline:
             image, (small_w, small_h), interpolation=cv2.INTER_AREA)
         faces = [f.scaled(width / small_w, height / small_h) for f in self.detector.detect([small])[0]]
         line = FrameDetections(0, 0.0, tuple(faces)).to_json_line()
-        jpeg = encode_jpeg(draw_faces(image, faces, self.settings.landmarks), self.settings.jpeg_quality)
+        jpeg = b"" if self.settings.video_format == "none" else encode_jpeg(
+            draw_faces(image, faces, self.settings.landmarks), self.settings.jpeg_quality)
         return ChunkResult(
             name=name, fingerprint=fingerprint, index=0, frames=1, faces=len(faces),
             frames_with_faces=int(bool(faces)), max_faces=len(faces), seconds=time.monotonic() - started,
@@ -171,6 +172,14 @@ class ChunkMaker:
         self.settings = pipeline.settings
         self.source: VideoSource | TorchcodecSource | None = None
 
+    def open(self) -> None:
+        """Open the video ahead of the first run (an unreadable one is reported by ``run``)."""
+        if self.source is None:
+            try:
+                self.source = open_video(self.path, self.pipeline.decoder)
+            except InputError:
+                pass
+
     def close(self) -> None:
         if self.source is not None:
             self.source.close()
@@ -183,9 +192,11 @@ class ChunkMaker:
         on_chunk: Callable[[ChunkResult], None],
         should_stop: Callable[[], bool] = lambda: False,
         on_frames: Callable[[int], None] = lambda frames: None,
+        on_decoded: Callable[[], None] = lambda: None,
     ) -> RunResult:
         """Make chunks ``first .. stop-1`` (``stop`` None: to the end of the source), handing each to
-        ``on_chunk`` (called in the writer thread, in order). Never raises for an unreadable input."""
+        ``on_chunk`` (called in the writer thread, in order); ``on_decoded`` is called (in the decode thread)
+        once the source has ended and every frame is read. Never raises for an unreadable input."""
         start = chunk_start_frame(first, self.settings.frames_per_chunk, self.settings.frame_step)
         if self.source is not None and self.source.position > start:
             self.close()  # behind the reader: open again
@@ -196,7 +207,7 @@ class ChunkMaker:
             return RunResult(InputStatus.FAILED, str(exc))
         try:
             with self.pipeline.opencv_limited():
-                return _ChunkRun(self, first, stop, on_chunk, should_stop, on_frames).run()
+                return _ChunkRun(self, first, stop, on_chunk, should_stop, on_frames, on_decoded).run()
         except InputError as exc:
             self.close()
             return RunResult(InputStatus.FAILED, str(exc))
@@ -211,13 +222,14 @@ class _ChunkBuilder:
     def __init__(self, run: _ChunkRun, index: int) -> None:
         self.index = index
         self.lines: list[str] = []
-        self.encoder: SegmentEncoder = run.new_encoder()
+        self.encoder: SegmentEncoder | None = run.new_encoder()
         self.frames = self.faces = self.with_faces = self.max_faces = 0
         self.started = time.monotonic()
 
-    def add(self, index: int, frame: np.ndarray, faces: list[Any], fps: float, landmarks: bool) -> None:
+    def add(self, index: int, frame: np.ndarray | None, faces: list[Any], fps: float, landmarks: bool) -> None:
         self.lines.append(FrameDetections(index, index / fps if fps else 0.0, tuple(faces)).to_json_line())
-        self.encoder.add(draw_faces(frame, faces, landmarks))
+        if self.encoder is not None and frame is not None:  # video: none draws and encodes nothing
+            self.encoder.add(draw_faces(frame, faces, landmarks))
         self.frames += 1
         self.faces += len(faces)
         self.with_faces += bool(faces)
@@ -229,7 +241,7 @@ class _ChunkBuilder:
             faces=self.faces, frames_with_faces=self.with_faces, max_faces=self.max_faces,
             seconds=round(time.monotonic() - self.started, 6), end_of_stream=end_of_stream,
             source_frames=source_frames, source=run.facts, detections="".join(self.lines).encode(),
-            video=self.encoder.finish(),
+            video=self.encoder.finish() if self.encoder is not None else b"",
         )
 
 
@@ -238,24 +250,32 @@ class _ChunkRun:
 
     def __init__(
         self, maker: ChunkMaker, first: int, stop: int | None, on_chunk: Callable[[ChunkResult], None],
-        should_stop: Callable[[], bool], on_frames: Callable[[int], None],
+        should_stop: Callable[[], bool], on_frames: Callable[[int], None], on_decoded: Callable[[], None],
     ) -> None:
         assert maker.source is not None
         self.maker, self.source, self.settings = maker, maker.source, maker.settings
         self.first, self.stop = first, stop
         self.on_chunk, self.should_stop, self.on_frames = on_chunk, should_stop, on_frames
+        self.on_decoded = on_decoded  # called in the decode thread when the source has ended
         info = self.source.info
         self.small = inference_size(info.width, info.height, self.settings.max_size)
         self.facts = SourceFacts(info.width, info.height, info.fps, info.declared_frames, *self.small)
         self.out_fps = info.fps / self.settings.frame_step if info.fps else 0.0
         self.abort = threading.Event()
         capacity = max(1, self.settings.queue_batches)
-        self.frames_q: queue.Queue[Any] = queue.Queue(maxsize=capacity * self.settings.batch_size)
-        self.results_q: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        #: whole batches of decoded frames (one hand-over per batch, not per frame: each wake-up of a waiting
+        #: thread costs a context switch, and with every core decoding that cost ~7 % per frame-by-frame queue)
+        self.frames_q: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        #: detected batches for the writer; with ``video: none`` they carry no frames, so a deep queue costs no
+        #: memory and a chunk commit (an fsync, a store upload) in the writer does not hold up the decoders
+        self.draws = self.settings.video_format != "none"
+        self.results_q: queue.Queue[Any] = queue.Queue(maxsize=capacity if self.draws else 64 * capacity)
         self.writer_error: BaseException | None = None
 
-    def new_encoder(self) -> SegmentEncoder:
+    def new_encoder(self) -> SegmentEncoder | None:
         s = self.settings
+        if s.video_format == "none":
+            return None
         return segment_encoder(s.video_format, self.facts.width, self.facts.height, self.out_fps, s.jpeg_quality)
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -282,6 +302,7 @@ class _ChunkRun:
         start = chunk_start_frame(self.first, settings.frames_per_chunk, settings.frame_step)
         wanted = None if self.stop is None else (self.stop - self.first) * settings.frames_per_chunk
         read = 0
+        pending: list[tuple[int, np.ndarray, np.ndarray]] = []
         try:
             if wanted == 0:
                 self._put(self.frames_q, _RunEnd())
@@ -290,15 +311,22 @@ class _ChunkRun:
                 small = frame
                 if (frame.shape[1], frame.shape[0]) != self.small:
                     small = cv2.resize(frame, self.small, interpolation=cv2.INTER_AREA)
-                if not self._put(self.frames_q, (index, frame, small)):
-                    return
+                pending.append((index, frame, small))
                 read += 1
+                if len(pending) == settings.batch_size:
+                    if not self._put(self.frames_q, pending):
+                        return
+                    pending = []
                 if read == wanted:  # stop before pulling the next frame: the source stays positioned
-                    self._put(self.frames_q, _RunEnd())
+                    self._put(self.frames_q, _RunEnd())  # wanted is whole chunks: nothing is pending
                     return
+            if pending and not self._put(self.frames_q, pending):
+                return
+            self.on_decoded()
             self._put(self.frames_q, _End(self.source.position))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            self._put(self.frames_q, _Failure(exc))
+            if not pending or self._put(self.frames_q, pending):
+                self._put(self.frames_q, _Failure(exc))
 
     def _write(self) -> None:
         settings, fps = self.settings, self.source.info.fps
@@ -341,7 +369,8 @@ class _ChunkRun:
                     results = []
                     for (index, frame, _), found in zip(batch, faces):
                         sx, sy = frame.shape[1] / self.small[0], frame.shape[0] / self.small[1]
-                        results.append((index, frame, [f.scaled(sx, sy) for f in found] if (sx, sy) != (1, 1) else found))
+                        scaled = [f.scaled(sx, sy) for f in found] if (sx, sy) != (1, 1) else found
+                        results.append((index, frame if self.draws else None, scaled))
                     if not self._put(self.results_q, results):
                         break
                     done += len(batch)
@@ -373,11 +402,11 @@ class _ChunkRun:
 
     def _next_batch(self) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], Any]:
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []
-        while len(batch) < self.settings.batch_size:
+        while len(batch) < self.settings.batch_size:  # the decoder hands over whole batches (a short one last)
             item = self._get(self.frames_q)
             if isinstance(item, (_End, _RunEnd, _Failure)):
                 return batch, item
-            batch.append(item)
+            batch.extend(item)
         return batch, None
 
 

@@ -52,6 +52,17 @@ class LocalExecutorSpec(StrictModel):
     """Every chunk in the session's own process (the default)."""
 
     type: Literal["local"] = "local"
+    decoders: int | Literal["auto"] = Field(
+        "auto", description="Inputs decoded at once, each in its own thread, the detector shared: several keep a "
+        "GPU fed (one decode thread is slower than the detector). auto: as many as the CPUs (at most 4) when the "
+        "detector is on a GPU, 1 on the CPU (there the detector needs the cores).")
+
+    @field_validator("decoders")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("decoders must be at least 1 (or auto)")
+        return value
 
 
 class RayExecutorSpec(StrictModel):
@@ -98,8 +109,9 @@ class FaceDetectionSpec(JobSpecBase):
     )
     landmarks: bool = Field(True, description="Draw the five landmarks on the annotated video.")
     jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of the annotated frames (avi, images).")
-    video: Literal["mp4", "avi"] = Field(
-        "mp4", description="Annotated video: H.264 MP4 (plays in browsers and Colab) or Motion-JPEG AVI."
+    video: Literal["mp4", "avi", "none"] = Field(
+        "mp4", description="Annotated video: H.264 MP4 (plays in browsers and Colab), Motion-JPEG AVI, or none "
+        "(detections and summaries only: no drawing or encoding, so the GPU is fed as fast as frames decode)."
     )
     executor: ExecutorSpec = Field(  # type: ignore[assignment]
         default_factory=LocalExecutorSpec,

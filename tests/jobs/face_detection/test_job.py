@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from tests.conftest import cli
 
-from .conftest import committed_chunks, kill_after_chunks, write_face_video
+from .conftest import FACE_PHOTO, committed_chunks, kill_after_chunks, write_face_video
 from .mp4_boxes import video_tracks
 
 REPO = Path(__file__).resolve().parents[3]
@@ -99,6 +100,25 @@ def test_kill_9_and_rerun_equals_an_uninterrupted_run_with_an_h264_mp4(tmp_path:
 
 
 @pytest.mark.slow
+def test_two_decoders_give_the_same_outputs_and_status_shows_them(tmp_path: Path) -> None:
+    reference = job_folder(tmp_path / "one", frames=6)
+    write_face_video(reference / "videos" / "second.avi", frames=8)
+    assert cli(reference, "run", "job.yaml").returncode == 0
+    folder = job_folder(tmp_path / "two", frames=6, extra="executor: {type: local, decoders: 2}\n")
+    write_face_video(folder / "videos" / "second.avi", frames=8)
+    result = cli(folder, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr
+    out, ref_out = folder / "jobs" / "faces" / "output", reference / "jobs" / "faces" / "output"
+    for name in ("clip.detections.jsonl", "clip.annotated.mp4", "second.detections.jsonl", "second.annotated.mp4"):
+        assert (out / name).read_bytes() == (ref_out / name).read_bytes(), name
+    status = json.loads((out / "batch_status.json").read_text())
+    assert status["decoders"] == 2 and status["videos_done"] == 2
+    bad = job_folder(tmp_path / "bad", extra="executor: {type: local, decoders: 0}\n")
+    refused = cli(bad, "run", "job.yaml")
+    assert refused.returncode == 2 and "decoders" in refused.stderr
+
+
+@pytest.mark.slow
 def test_mjpg_avi_stays_an_option(tmp_path: Path) -> None:
     folder = job_folder(tmp_path, frames=6, extra="video: avi\n")
     assert cli(folder, "run", "job.yaml").returncode == 0
@@ -107,6 +127,27 @@ def test_mjpg_avi_stays_an_option(tmp_path: Path) -> None:
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 6
     assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"MJPG"
     assert not (out / "clip.annotated.mp4").exists()
+
+
+@pytest.mark.slow
+def test_video_none_writes_detections_and_summaries_only_with_the_same_detections(tmp_path: Path) -> None:
+    reference = job_folder(tmp_path / "mp4", frames=6)
+    shutil.copy(FACE_PHOTO, reference / "videos" / "photo.jpg")
+    assert cli(reference, "run", "job.yaml").returncode == 0
+    folder = job_folder(tmp_path / "none", frames=6, extra="video: none\n")
+    shutil.copy(FACE_PHOTO, folder / "videos" / "photo.jpg")
+    result = cli(folder, "run", "job.yaml")
+    assert result.returncode == 0, result.stderr
+    out, ref_out = folder / "jobs" / "faces" / "output", reference / "jobs" / "faces" / "output"
+    assert sorted(p.name for p in out.glob("*.annotated.*")) == []
+    for name in ("clip", "photo"):
+        assert (out / f"{name}.detections.jsonl").read_bytes() == (ref_out / f"{name}.detections.jsonl").read_bytes()
+        summary = json.loads((out / f"{name}.summary.json").read_text())
+        assert summary["video_files"] == [] and summary["faces_total"] >= 1
+    results = sorted(p.name for p in (folder / "jobs" / "faces" / "results").iterdir())
+    assert not [n for n in results if ".annotated." in n]
+    again = cli(folder, "run", "job.yaml")
+    assert again.returncode == 0 and "already completed" in again.stderr + again.stdout
 
 
 @pytest.mark.slow
