@@ -1,7 +1,7 @@
 """Executors: who makes a face job's chunks. The commit protocol (``ledger.py``) is the same for all of them.
 
-``executor: {type: local}`` (the default) makes every chunk in this process, input after input, with the
-three-stage pipeline; ``executor: {type: ray, ...}`` spreads the chunks over Ray actors (``ray_executor.py``).
+``executor: {type: local}`` (the default) makes every chunk in this process with the three-stage pipeline,
+``decoders`` inputs at once (each in its own thread, the detector shared); ``executor: {type: ray, ...}`` spreads the chunks over Ray actors (``ray_executor.py``).
 Either way the session's process is the only writer: it commits each chunk once, in the ledger, as soon as
 the chunk is made, and publishes an input once its chunks are complete. So outputs are byte-identical
 whichever executor made them, and a job may change executor between sessions.
@@ -10,6 +10,7 @@ whichever executor made them, and a job may change executor between sessions.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,29 +75,92 @@ def finish_input(task: InputTask, ledger: FaceLedger, video_format: str) -> Inpu
 
 
 class LocalExecutor:
-    """Every chunk in this process: one input at a time, its missing runs of chunks in order."""
+    """Every chunk in this process: ``decoders`` inputs at once (in the tasks' order), each input's missing runs
+    of chunks in order. Each input has its own decoder and writer threads; the detector is shared (its calls
+    take turns: ``FacePipeline.detect_lock``), so every input's batches, and so its chunks, are the same as
+    when the inputs are made one by one."""
 
-    def __init__(self, pipeline: Any, logger: logging.Logger | None = None, prefetch: Any = None) -> None:
+    def __init__(self, pipeline: Any, logger: logging.Logger | None = None, prefetch: Any = None,
+                 decoders: int = 1) -> None:
         """``prefetch``: an ``inputs.InputPrefetcher`` copying the next inputs off a slow mount meanwhile."""
         from jobs.face_detection.inputs import InputPrefetcher
         from jobs.face_detection.pipeline import FacePipeline
 
         self.pipeline: FacePipeline = pipeline
         self.prefetch: InputPrefetcher | None = prefetch
+        self.decoders = max(1, decoders)
         self.log = logger or logging.getLogger(__name__)
 
     def status(self) -> dict[str, Any]:
-        return {"executor": "local"}
+        return {"executor": "local", "decoders": self.decoders}
 
     def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> InputStatus:
-        for task in tasks:
-            if hooks.should_stop():
-                return InputStatus.STOPPED
-            outcome = self._run_one(task, ledger, hooks)
-            if outcome is None:
-                return InputStatus.STOPPED
-            hooks.on_finished(task, outcome)
-        return InputStatus.DONE
+        if self.decoders == 1 or len(tasks) <= 1:
+            for task in tasks:
+                if hooks.should_stop():
+                    return InputStatus.STOPPED
+                outcome = self._run_one(task, ledger, hooks)
+                if outcome is None:
+                    return InputStatus.STOPPED
+                hooks.on_finished(task, outcome)
+            return InputStatus.DONE
+        return self._run_at_once(tasks, ledger, hooks)
+
+    def _run_at_once(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> InputStatus:
+        """Up to ``decoders`` inputs decoding at once, each in a thread that takes the next task when its input
+        ends; twice as many threads as ``decoders``, so that while one publishes its finished input (file
+        writes, fsyncs: idle cores) another, waiting with the next input, takes the free decode slot at once. A stop request, or an error in one thread
+        (re-raised here), stops the others at their next batch."""
+        pending = iter(tasks)
+        lock = threading.Lock()
+        slots = threading.Semaphore(self.decoders)
+        stopped = threading.Event()
+        errors: list[BaseException] = []
+        inner = ExecutorHooks(should_stop=lambda: bool(errors) or hooks.should_stop(), on_frames=hooks.on_frames,
+                              on_commit=hooks.on_commit, on_finished=hooks.on_finished)
+
+        def work() -> None:
+            while not stopped.is_set() and not errors:
+                with lock:
+                    task = next(pending, None)
+                if task is None:
+                    return
+                held = [False]
+
+                def gate(held: list[bool] = held) -> bool:
+                    """A decode slot (at most ``decoders`` inputs decode at once); False: stop instead."""
+                    while not slots.acquire(timeout=0.1):
+                        if inner.should_stop():
+                            return False
+                    held[0] = True
+                    return not inner.should_stop()
+
+                def made(held: list[bool] = held) -> None:
+                    if held[0]:
+                        held[0] = False
+                        slots.release()
+
+                try:
+                    outcome = self._run_one(task, ledger, inner, gate, made)
+                    if outcome is None:
+                        stopped.set()
+                        return
+                    hooks.on_finished(task, outcome)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    errors.append(exc)
+                    return
+                finally:
+                    made()
+
+        threads = [threading.Thread(target=work, name=f"input-{i}", daemon=True)
+                   for i in range(min(2 * self.decoders, len(tasks)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return InputStatus.STOPPED if stopped.is_set() else InputStatus.DONE
 
     @staticmethod
     def _commit(ledger: FaceLedger, hooks: ExecutorHooks, counted: list[int] | None = None
@@ -109,29 +173,42 @@ class LocalExecutor:
 
         return commit
 
-    def _run_one(self, task: InputTask, ledger: FaceLedger, hooks: ExecutorHooks) -> InputOutcome | None:
+    def _run_one(self, task: InputTask, ledger: FaceLedger, hooks: ExecutorHooks,
+                 gate: Callable[[], bool] = lambda: True, made: Callable[[], None] = lambda: None
+                 ) -> InputOutcome | None:
+        """Make the task's chunks and publish it (None: stopped). ``gate`` is called once the input is ready
+        to decode (its copy taken, its chunks looked up, the video opened) and may wait (False: stop);
+        ``made`` once its frames are all read (its last chunks are still detected and committed) or its
+        chunks made, before the publishing (file writes): another input may decode meanwhile."""
         read_from = self.prefetch.take(task.path) if self.prefetch is not None else task.path
         try:
-            return self._make(task, read_from, ledger, hooks)
+            return self._make(task, read_from, ledger, hooks, gate, made)
         finally:
             if self.prefetch is not None:
                 self.prefetch.release(task.path)
 
-    def _make(self, task: InputTask, read_from: Path, ledger: FaceLedger, hooks: ExecutorHooks
-              ) -> InputOutcome | None:
+    def _make(self, task: InputTask, read_from: Path, ledger: FaceLedger, hooks: ExecutorHooks,
+              gate: Callable[[], bool], made: Callable[[], None]) -> InputOutcome | None:
         from jobs.face_detection.pipeline import ChunkMaker
 
         video_format = self.pipeline.settings.video_format
         state = ledger.chunks(task.name, task.fingerprint)
         if task.image and not state.complete:
+            if not gate():
+                return None
             try:
                 self._commit(ledger, hooks)(self.pipeline.image_chunk(read_from, task.name, task.fingerprint))
             except InputError as exc:
                 ledger.record_failure(task.name, task.fingerprint, str(exc))
                 return InputOutcome(InputStatus.FAILED, str(exc))
+            made()
             return finish_input(task, ledger, video_format)
         maker = ChunkMaker(self.pipeline, read_from, task.name, task.fingerprint)
         try:
+            if not state.complete:
+                maker.open()
+                if not gate():
+                    return None
             while not state.complete:
                 for first, stop in missing_spans(state, task.expected_chunks):
                     counted = [0]  # frames of this run already committed (reported by on_commit)
@@ -140,7 +217,7 @@ class LocalExecutor:
                         hooks.on_frames(task.name, max(0, frames - counted[0]))
 
                     result = maker.run(first, stop, self._commit(ledger, hooks, counted), hooks.should_stop,
-                                       on_frames)
+                                       on_frames, on_decoded=made)  # the decode slot is free once read
                     if result.status is InputStatus.STOPPED:
                         return None
                     if result.status is InputStatus.FAILED:
@@ -151,6 +228,7 @@ class LocalExecutor:
                     raise RuntimeError(f"{task.name}: a pass over its missing chunks committed none; giving up")
         finally:
             maker.close()
+        made()
         return finish_input(task, ledger, video_format)
 
 

@@ -11,6 +11,7 @@ files appear in ``<job home>/<output>/`` and in the store. A small ``batch_statu
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from jobs.face_detection.ledger import FaceLedger, InputOutcome
 from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.pipeline import FacePipeline
 from jobs.face_detection.results import publish_face_results
-from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec, RayExecutorSpec
+from jobs.face_detection.spec import TINY_RETINAFACE, FaceDetectionSpec, LocalExecutorSpec, RayExecutorSpec
 from orchestrator.core.atomic import atomic_write_json
 from orchestrator.core.errors import ConfigError, OrchestratorError
 from orchestrator.core.paths import JobPaths
@@ -95,7 +96,7 @@ class FaceDetectionJob(JobKind):
         pipeline = FacePipeline(detector, pipeline_settings(spec), pipeline_id)
         pipeline.decoder = decoder
         prefetch = InputPrefetcher([t.path for t in tasks], self.kind_paths.prefetch, int(spec.prefetch_gb * 1e9))
-        return LocalExecutor(pipeline, ctx.log, prefetch)
+        return LocalExecutor(pipeline, ctx.log, prefetch, local_decoders(spec.executor, detector))
 
     def run(self, ctx: JobContext) -> RunOutcome:
         spec = self.spec
@@ -202,6 +203,16 @@ class FaceDetectionJob(JobKind):
             more = f" (+{len(failures) - 3} more, see *.failed.json)" if len(failures) > 3 else ""
             facts["failed"] = "; ".join(shown) + more
         return facts
+
+
+def local_decoders(executor: LocalExecutorSpec, detector: object) -> int:
+    """``executor.decoders``, with auto resolved: the CPUs (at most 4) for a detector on a GPU, else 1."""
+    if executor.decoders != "auto":
+        return int(executor.decoders)
+    device = getattr(detector, "device", None)
+    if getattr(device, "type", "cpu") == "cpu":
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 class _NoDetector:
