@@ -461,7 +461,15 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_unreachable_pretrained_url_pauses_with_one_line_and_the_rerun_retries(job_dir: Path) -> None:
+def test_unreachable_pretrained_url_pauses_with_one_line_and_the_rerun_retries(
+        job_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jobs.darknet.job as darknet_job
+    from jobs.darknet.download import download
+
+    def quick(*args: object, **kwargs: object) -> Path:  # the real download; its backoff (31 s over 6 tries) cut to 0.3 s
+        return download(*args, backoff=0.01, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(darknet_job, "download", quick)
     url = f"http://127.0.0.1:{_closed_port()}/x.weights"
     (job_dir / "job.yaml").write_text(job_yaml("alexeyab", sleep="0") + f'pretrained: "{url}"\n')
     first = cli(job_dir, "run", "job.yaml")

@@ -211,6 +211,6 @@ def test_darknet_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds:
     run_trials("darknet", seeds, tmp_path, uninterrupted_darknet_final(tmp_path))
 
 
-@pytest.mark.parametrize("seeds", [range(200, 204), range(204, 208)], ids=lambda r: f"seeds {r.start}-{r.stop - 1}")
+@pytest.mark.parametrize("seeds", [range(200, 204)], ids=lambda r: f"seeds {r.start}-{r.stop - 1}")
 def test_face_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds: range) -> None:
     run_trials("face", seeds, tmp_path, uninterrupted_final("face", tmp_path))
