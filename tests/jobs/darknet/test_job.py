@@ -272,8 +272,9 @@ def test_ctrl_c_waits_for_the_next_backup_like_the_deadline(job_dir: Path) -> No
     assert proc.returncode == 75, stderr[-3000:]  # paused: run again to continue
     last_printed = iterations(darknet_logs(job_dir)[0])[-1]
     synced = max(c for name, c in manifest_counters(job_dir) if c and name == "micro_last.weights")
-    # a clean stop after the next backup (200), not at once from the one at 100
-    assert synced >= 200 and 0 <= last_printed - synced <= 1
+    # a clean stop after the next backup (200), not at once from the one at 100, and well before the one after
+    # (darknet goes on for as long as the stop takes to reach it: one iteration here, ~20 on a loaded 2-core CI)
+    assert synced >= 200 and 0 <= last_printed - synced < 50
     ends = [e for e in journal(job_dir) if e["event"] == "process_end"]
     assert ends[-1]["stopped_for"] == "signal" and ends[-1]["after_backup"] is True
 
