@@ -14,4 +14,4 @@ for arg in "$@"; do
   fi
 done
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q ${args[@]+"${args[@]}"}
+exec .venv/bin/python -m pytest -q --durations=20 ${args[@]+"${args[@]}"}
