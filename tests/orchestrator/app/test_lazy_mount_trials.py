@@ -200,7 +200,7 @@ def run_trials(kind: str, seeds: range, tmp_path: Path, expected: bytes) -> None
     assert 3 * mid_run >= len(seeds)  # a good share of the kills hit a running job, not one already finished
 
 
-@pytest.mark.parametrize("seeds", [range(6), range(6, 12), range(12, 18), range(18, 24)],
+@pytest.mark.parametrize("seeds", [range(6), range(6, 12), range(12, 18)],
                          ids=lambda r: f"seeds {r.start}-{r.stop - 1}")
 def test_command_job_survives_disconnects_on_a_lazy_mount(tmp_path: Path, seeds: range) -> None:
     run_trials("command", seeds, tmp_path, expected_command_checkpoint())
