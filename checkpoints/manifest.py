@@ -86,6 +86,13 @@ class Manifest:
     def get(self, key: str) -> ManifestRecord | None:
         return next((r for r in self.records if r.key == key), None)
 
+    def latest_by_name(self) -> dict[str, ManifestRecord]:
+        """Each name's newest record (the highest ``seq``): a newer record of a name supersedes an older one."""
+        latest: dict[str, ManifestRecord] = {}
+        for record in sorted(self.records, key=lambda r: r.seq):
+            latest[record.name] = record
+        return latest
+
     def newest_first(self) -> list[ManifestRecord]:
         """Records ordered by counter (None last), then by publication order."""
         return sorted(self.records, key=lambda r: (r.counter is not None, r.counter or 0, r.seq), reverse=True)

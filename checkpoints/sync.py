@@ -160,10 +160,7 @@ class CheckpointSync:
         self.staging.mkdir(parents=True, exist_ok=True)
         for leftover in self.staging.iterdir():
             leftover.unlink(missing_ok=True)
-        newest: dict[str, ManifestRecord] = {}
-        for record in sorted(self.manifests.load().records, key=lambda r: r.seq):
-            newest[record.name] = record
-        for name, record in newest.items():
+        for name, record in self.manifests.load().latest_by_name().items():
             # only what the store holds counts as sent: on a lazy mount the manifest may have reached Drive
             # while the object it names did not, and the same file written again must then be sent again
             if self._held(record):

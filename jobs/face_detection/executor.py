@@ -1,7 +1,8 @@
 """Executors: who makes a face job's chunks. The commit protocol (``ledger.py``) is the same for all of them.
 
 ``executor: {type: local}`` (the default) makes every chunk in this process with the three-stage pipeline,
-``decoders`` inputs at once (each in its own thread, the detector shared); ``executor: {type: ray, ...}`` spreads the chunks over Ray actors (``ray_executor.py``).
+``decoders`` inputs at once (each in its own thread, the detector shared); ``executor: {type: ray, ...}``
+spreads the chunks over Ray actors (``ray_executor.py``).
 Either way the session's process is the only writer: it commits each chunk once, in the ledger, as soon as
 the chunk is made, and publishes an input once its chunks are complete. So outputs are byte-identical
 whichever executor made them, and a job may change executor between sessions.
@@ -109,8 +110,8 @@ class LocalExecutor:
     def _run_at_once(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> InputStatus:
         """Up to ``decoders`` inputs decoding at once, each in a thread that takes the next task when its input
         ends; twice as many threads as ``decoders``, so that while one publishes its finished input (file
-        writes, fsyncs: idle cores) another, waiting with the next input, takes the free decode slot at once. A stop request, or an error in one thread
-        (re-raised here), stops the others at their next batch."""
+        writes, fsyncs: idle cores) another, waiting with the next input, takes the free decode slot at once.
+        A stop request, or an error in one thread (re-raised here), stops the others at their next batch."""
         pending = iter(tasks)
         lock = threading.Lock()
         slots = threading.Semaphore(self.decoders)

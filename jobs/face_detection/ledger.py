@@ -106,8 +106,7 @@ class FaceLedger:
         for leftover in self.output_dir.iterdir():  # temp files of an output write cut by kill -9
             if is_temp_name(leftover.name):
                 leftover.unlink(missing_ok=True)
-        for record in sorted(self.manifests.load().records, key=lambda r: r.seq):
-            self._records[record.name] = record  # a newer record of a name supersedes an older one
+        self._records.update(self.manifests.load().latest_by_name())
         lost = self._not_held(list(self._records.values()))
         if lost:  # the manifest reached the store, these objects did not (a lazy mount) or were deleted since
             self.log.warning("store: %d recorded object(s) are missing from %s (%s); they are made again",
@@ -144,9 +143,7 @@ class FaceLedger:
     def missing_result(self, names: list[str]) -> str | None:
         """For a job recorded completed: which input has no finished record, or whose outputs are gone from the
         store; None when every input's result is there. Reads only (no lease needed)."""
-        records: dict[str, ManifestRecord] = {}
-        for record in sorted(self.manifests.load().records, key=lambda r: r.seq):
-            records[record.name] = record
+        records = self.manifests.load().latest_by_name()
         for name in names:
             if summary_name(name) not in records and failed_name(name) not in records:
                 return f"the store {self.store} holds no result for input {name}"
