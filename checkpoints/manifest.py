@@ -127,6 +127,20 @@ def checkpoint_key(name: str, seq: int, max_entries_per_folder: int) -> str:
     return f"{CHECKPOINT_PREFIX}{seq // per_folder:05d}/{seq:08d}-{name}"
 
 
+def store_holds(store: CheckpointStore, record: ManifestRecord, listed: dict[str, int] | None = None) -> bool:
+    """Whether ``store`` holds ``record``'s object with its size. On a lazy mount a manifest may reach Drive
+    while an object it names never does, so what a record says is checked against the store itself.
+
+    ``listed`` (key -> size from one ``store.list``) is looked up first; a key it lacks or with another size is
+    ``stat``-ed (a Drive API listing shows new files only after a delay; ``stat`` does not). A fault while
+    checking is raised (StorageError, OSError): each caller decides what an unknown answer means.
+    """
+    if listed is not None and listed.get(record.key) == record.size:
+        return True
+    entry = store.stat(record.key)
+    return entry is not None and entry.size == record.size
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Bounded exponential waits for a store that is catching up (a lagging listing, a ghost of a delete)."""
@@ -407,4 +421,5 @@ __all__ = [
     "ManifestRecord",
     "ManifestStore",
     "checkpoint_key",
+    "store_holds",
 ]

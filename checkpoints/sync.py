@@ -40,7 +40,7 @@ from watchdog.observers.api import BaseObserver
 
 from checkpoints.discovery import DEFAULT_PATTERNS, counter_from_name
 from checkpoints.filecopy import copy_fd
-from checkpoints.manifest import ManifestRecord, ManifestStore
+from checkpoints.manifest import ManifestRecord, ManifestStore, store_holds
 from checkpoints.validators import Validator, file_sha256, generic_validator
 from orchestrator.core.atomic import is_temp_name
 from orchestrator.core.errors import LeaseLostError, OrchestratorError, QuotaExceededError, StoreVanishedError
@@ -150,10 +150,9 @@ class CheckpointSync:
     def _held(self, record: ManifestRecord) -> bool:
         """The store holds ``record``'s object with its size (a fault while checking: not known to be held)."""
         try:
-            entry = self.manifests.store.stat(record.key)
+            return store_holds(self.manifests.store, record)
         except (OrchestratorError, OSError):
             return False
-        return entry is not None and entry.size == record.size
 
     def start(self) -> Self:
         self.folder.mkdir(parents=True, exist_ok=True)

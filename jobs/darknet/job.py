@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from checkpoints.job_checkpoints import JobCheckpoints
-from checkpoints.manifest import Manifest, ManifestRecord
+from checkpoints.manifest import Manifest, ManifestRecord, store_holds
 from checkpoints.restore import ResumePoint
 from checkpoints.spec import open_store
 from darknet_patch.fork import Fork, source_revision
@@ -336,10 +336,10 @@ class DarknetJob(JobKind):
             if not finals:
                 return f"the store {cps.store} holds no final weights"
             newest = max(finals, key=lambda r: r.seq)
-            entry = cps.store.stat(newest.key)
+            held = store_holds(cps.store, newest)
         except (OSError, OrchestratorError) as exc:
             return f"its final weights cannot be checked ({exc})"
-        if entry is None or entry.size != newest.size:
+        if not held:
             return f"its final weights {newest.name} are gone from the store {cps.store}"
         return None
 

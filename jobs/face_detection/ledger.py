@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from checkpoints.job_checkpoints import JobCheckpoints
-from checkpoints.manifest import CHECKPOINT_PREFIX, ManifestRecord
+from checkpoints.manifest import CHECKPOINT_PREFIX, ManifestRecord, store_holds
 from jobs.face_detection.chunks import ChunkResult, InputChunks, InputStatus, chunk_record_name, parse_chunk_record_name
 from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.video_out import join_segments, video_file_name, write_image
@@ -122,14 +122,7 @@ class FaceLedger:
         """The records whose object the store does not hold with its size: one listing, then a ``stat`` of each
         record the listing lacks (a Drive API listing shows new files only after a delay; ``stat`` does not)."""
         listed = {entry.key: entry.size for entry in self.store.list(CHECKPOINT_PREFIX)}
-        missing = []
-        for record in records:
-            if listed.get(record.key) == record.size:
-                continue
-            entry = self.store.stat(record.key)
-            if entry is None or entry.size != record.size:
-                missing.append(record)
-        return missing
+        return [record for record in records if not store_holds(self.store, record, listed)]
 
     def _owner(self, record_name: str) -> str | None:
         """The input an output record belongs to (None for chunks and other records)."""

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints.manifest import MANIFEST_KEY, MANIFEST_PREV_KEY, Manifest, ManifestStore, checkpoint_key
+from checkpoints.manifest import (
+    MANIFEST_KEY,
+    MANIFEST_PREV_KEY,
+    Manifest,
+    ManifestStore,
+    checkpoint_key,
+    store_holds,
+)
 from checkpoints.memory_store import MemoryStore
 from checkpoints.path_store import PathStore
 from checkpoints.store import StoreEntry
@@ -140,3 +147,20 @@ def test_roundtrip_and_tags(tmp_path: Path) -> None:
     assert Manifest.from_bytes(loaded.to_bytes()) == loaded
     with pytest.raises(ValueError, match="unknown checkpoint tags"):
         manifests.publish(_src(tmp_path, "f.weights", b"z"), "f.weights", counter=9, tags=("bset",))
+
+
+def test_store_holds_checks_the_object_not_the_record(tmp_path: Path) -> None:
+    """A record counts as held only while its object is in the store with its size; a listing that lags (the
+    Drive API's) is completed by a stat of the key it lacks."""
+    store = PathStore(tmp_path / "store")
+    manifests = ManifestStore(store)
+    record = manifests.publish(_src(tmp_path, "a.weights", b"w" * 100), "a.weights", counter=1)
+    assert store_holds(store, record)
+    assert store_holds(store, record, listed={})  # not listed yet: the stat finds it
+    path = store.local_path(record.key)
+    assert path is not None
+    path.write_bytes(b"w" * 40)  # a torn upload: another size
+    assert not store_holds(store, record)
+    assert store_holds(store, record, listed={record.key: 100})  # a listing with its size is taken as it is
+    path.unlink()  # the object never arrived
+    assert not store_holds(store, record)
