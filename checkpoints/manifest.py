@@ -336,32 +336,9 @@ class ManifestStore:
         ``sha256`` may be passed when the caller already hashed ``src`` (the sync's staged snapshot). On a
         failed verification the object is deleted and StorageError raised; the manifest is untouched.
         """
-        unknown = set(tags) - set(KNOWN_TAGS)
-        if unknown:
-            raise ValueError(f"unknown checkpoint tags {sorted(unknown)}; known: {list(KNOWN_TAGS)}")
         if self.guard is not None:
             self.guard()
-        size = os.stat(src).st_size
-        digest = sha256 or file_sha256(src)
-        seq = self.reserve_seq()
-        key = checkpoint_key(name, seq, self.store.max_entries_per_folder)
-        labels = {"seq": str(seq), "sha256": digest}
-        if counter is not None:
-            labels["counter"] = str(counter)
-        entry = self.store.upload_with_labels(src, key, labels)
-        self._verify(key, size, digest, entry)
-        record = ManifestRecord(
-            name=name,
-            key=key,
-            counter=counter,
-            size=size,
-            sha256=digest,
-            created=self.clock(),
-            session=self.session,
-            file_id=entry.file_id,
-            tags=tuple(tags),
-            seq=seq,
-        )
+        record = self._upload(src, name, counter, tags, sha256)
         retired: list[ManifestRecord] = []
 
         def change(manifest: Manifest) -> Manifest:
@@ -371,8 +348,8 @@ class ManifestStore:
             return manifest.remove({r.key for r in retired})
 
         self.update(change)
-        self._last_published = key
-        log.info("checkpoint %s (counter %s, %d bytes) stored as %s", name, counter, size, key)
+        self._last_published = record.key
+        log.info("checkpoint %s (counter %s, %d bytes) stored as %s", name, counter, record.size, record.key)
         for old in retired:
             try:
                 self.store.delete(old.key)
@@ -381,6 +358,49 @@ class ManifestStore:
             else:
                 log.info("retention: deleted %s (counter %s)", old.key, old.counter)
         return record
+
+    def publish_all(self, files: list[tuple[Path, str, tuple[str, ...]]], forget: set[str] | frozenset[str] = frozenset()
+                    ) -> list[ManifestRecord]:
+        """Upload and verify each ``(src, name, tags)`` (no counter), then record them all and drop the records
+        keyed in ``forget`` in ONE manifest write: a reader sees all of them or none, and a set of files costs
+        one manifest write, not one each (the objects of ``forget`` are deleted by the caller, after this).
+        A failed upload raises StorageError with the manifest untouched (objects uploaded before it are left
+        for the sweeps, as after a crash)."""
+        if self.guard is not None:
+            self.guard()
+        records = [self._upload(src, name, None, tags, None) for src, name, tags in files]
+        if self._last_published in forget:
+            self._last_published = None
+
+        def change(manifest: Manifest) -> Manifest:
+            for record in records:
+                manifest = manifest.add(record)
+            return manifest.remove(set(forget))
+
+        self.update(change)
+        if records:
+            self._last_published = records[-1].key
+        for record in records:
+            log.info("%s (%d bytes) stored as %s", record.name, record.size, record.key)
+        return records
+
+    def _upload(self, src: Path, name: str, counter: int | None, tags: tuple[str, ...], sha256: str | None
+                ) -> ManifestRecord:
+        """Upload ``src`` under a fresh key and verify the stored object: the record to write (not written)."""
+        unknown = set(tags) - set(KNOWN_TAGS)
+        if unknown:
+            raise ValueError(f"unknown checkpoint tags {sorted(unknown)}; known: {list(KNOWN_TAGS)}")
+        size = os.stat(src).st_size
+        digest = sha256 or file_sha256(src)
+        seq = self.reserve_seq()
+        key = checkpoint_key(name, seq, self.store.max_entries_per_folder)
+        labels = {"seq": str(seq), "sha256": digest}
+        if counter is not None:
+            labels["counter"] = str(counter)
+        entry = self.store.upload_with_labels(src, key, labels)
+        self._verify(key, size, digest, entry)
+        return ManifestRecord(name=name, key=key, counter=counter, size=size, sha256=digest, created=self.clock(),
+                              session=self.session, file_id=entry.file_id, tags=tuple(tags), seq=seq)
 
     def _verify(self, key: str, size: int, digest: str, uploaded: StoreEntry) -> None:
         entry = uploaded if self.store.verifies_uploads else self.store.stat(key)

@@ -8,11 +8,12 @@ verified, record added last), so a session on another machine resumes from whate
     <input>.<fp8>.<index>.chunk     one committed chunk (chunks.py: header, detections, video segment)
     <input>.detections.jsonl        final outputs, tagged ``final``; also written to <job home>/<output>/
     <input>.annotated.mp4           (or .avi, .partN.avi; images: .annotated.jpg)
-    <input>.summary.json            published last: "done" for the fingerprint inside it
+    <input>.summary.json            "done" for the fingerprint inside it
     <input>.failed.json             the input failed (reason inside); not retried while the fingerprint matches
 
-Publishing joins the chunks (in index order) into the final files in the output folder, publishes them, and
-only then forgets and deletes the chunks: a kill at any point leaves either the chunks or the outputs. One
+Publishing joins the chunks (in index order) into the final files in the output folder, uploads them, and then
+records them and forgets the chunks in one manifest write, deleting the chunks' objects only after it: a kill
+at any point leaves either the chunks or the outputs. One
 writer (the session's driver thread or the executor's commit thread) uses a ledger; the chunk records are
 kept in memory after one manifest read at start. Retention never applies (``retain=False``): every chunk is
 needed until its input is published, and the final outputs are kept.
@@ -34,7 +35,7 @@ from jobs.face_detection.chunks import ChunkResult, InputChunks, InputStatus, ch
 from jobs.face_detection.paths import FacePaths
 from jobs.face_detection.video_out import join_segments, video_file_name, write_image
 from jobs.face_detection.video_source import SourceInfo, truncation_reason
-from orchestrator.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, is_temp_name
+from orchestrator.core.atomic import atomic_write_json, atomic_write_text, is_temp_name
 from orchestrator.core.errors import StorageError
 from orchestrator.core.paths import JobPaths
 
@@ -248,7 +249,7 @@ class FaceLedger:
                 self.log.warning("chunk %s is already committed; the duplicate is dropped", name)
                 return None
             staged, data = self.staging / name, chunk.to_bytes()
-            atomic_write_bytes(staged, data)
+            staged.write_bytes(data)  # scratch (the store's copy is the durable one): no fsync, no rename
             try:
                 record = self.manifests.publish(staged, name, counter=chunk.index, retain=False)
             finally:
@@ -277,13 +278,26 @@ class FaceLedger:
             except StorageError as exc:  # forgotten already: at worst an orphan object is left
                 self.log.warning("could not delete %s from %s: %s", record.key, self.store, exc)
 
-    def _publish_output(self, path: Path) -> None:
-        previous = self._records.get(path.name)
-        record = self.manifests.publish(path, path.name, counter=None, tags=("final",), retain=False)
-        self._records[path.name] = record
-        if previous is not None and previous.key != record.key:
-            self.manifests.forget({previous.key})
-            self.store.delete(previous.key)
+    def _publish_outputs(self, paths: list[Path], name: str) -> None:
+        """Publish ``paths`` (outputs of input ``name``) and forget its chunks, its failure record and the older
+        records of the same names, in ONE manifest write (a reader sees the chunks or the outputs, never a
+        mix); the forgotten objects are deleted after it."""
+        published = {p.name for p in paths}
+        drop = {n: r for n, r in self._records.items()
+                if n in published or n == failed_name(name)
+                or ((c := parse_chunk_record_name(n)) is not None and c[0] == name)}
+        records = self.manifests.publish_all([(p, p.name, ("final",)) for p in paths],
+                                             forget={r.key for r in drop.values()})
+        for record_name in drop:
+            self._records.pop(record_name, None)
+            self._headers.pop(record_name, None)
+        for record in records:
+            self._records[record.name] = record
+        for record in drop.values():
+            try:
+                self.store.delete(record.key)
+            except StorageError as exc:  # forgotten already: at worst an orphan object is left
+                self.log.warning("could not delete %s from %s: %s", record.key, self.store, exc)
 
     def finish(self, name: str, fingerprint: str, input_path: Path, facts: dict[str, Any], video_format: str,
                image: bool = False) -> InputOutcome:
@@ -336,23 +350,15 @@ class FaceLedger:
             }
             summary_file = self.paths.output_file(summary_name(name))
             atomic_write_json(summary_file, summary)
-            for path in [*videos, detections, summary_file]:  # the summary (the "done" marker) last
-                self._publish_output(path)
+            self._publish_outputs([*videos, detections, summary_file], name)
             self.paths.output_file(failed_name(name)).unlink(missing_ok=True)
-            self._forget({n: r for n, r in self._records.items() if n == failed_name(name)})
-            self._forget_chunks(name)
             return InputOutcome(InputStatus.DONE, frames=frames, faces=faces, fps=summary["fps_achieved"])
-
-    def _forget_chunks(self, name: str) -> None:
-        self._forget({n: r for n, r in self._records.items()
-                      if (p := parse_chunk_record_name(n)) is not None and p[0] == name})
 
     def record_failure(self, name: str, fingerprint: str, reason: str) -> None:
         with self._lock:
             path = self.paths.output_file(failed_name(name))
             atomic_write_json(path, {"fingerprint": fingerprint, "reason": reason, "input": name})
-            self._publish_output(path)
-            self._forget_chunks(name)
+            self._publish_outputs([path], name)
 
     def committed_frames(self, name: str, fingerprint: str) -> int:
         """Processed frames in the committed chunks of ``name`` (for progress after a resume)."""

@@ -164,3 +164,37 @@ def test_store_holds_checks_the_object_not_the_record(tmp_path: Path) -> None:
     assert store_holds(store, record, listed={record.key: 100})  # a listing with its size is taken as it is
     path.unlink()  # the object never arrived
     assert not store_holds(store, record)
+
+
+def test_publish_all_records_every_file_and_drops_the_old_in_one_revision(tmp_path: Path) -> None:
+    store = MemoryStore()
+    manifests = ManifestStore(store)
+    chunks = [manifests.publish(_src(tmp_path, f"c{i}.chunk", b"c%d" % i), f"c{i}.chunk", counter=i, retain=False)
+              for i in range(3)]
+    before = manifests.load().revision
+    files = [(_src(tmp_path, name, data), name, ("final",)) for name, data in
+             (("clip.detections.jsonl", b"{}\n"), ("clip.summary.json", b'{"status": "done"}'))]
+    records = manifests.publish_all(files, forget={c.key for c in chunks})
+    after = ManifestStore(store).load()
+    assert after.revision == before + 1  # one manifest write: a reader sees the chunks or the outputs
+    assert [r.name for r in after.records] == ["clip.detections.jsonl", "clip.summary.json"]
+    assert all(store.read_bytes(r.key) == f[0].read_bytes() and r.tags == ("final",) for r, f in zip(records, files))
+
+
+def test_publish_all_with_a_failed_upload_leaves_the_manifest_unchanged(tmp_path: Path) -> None:
+    store = MemoryStore()
+    manifests = ManifestStore(store)
+    chunk = manifests.publish(_src(tmp_path, "c0.chunk", b"c"), "c0.chunk", counter=0, retain=False)
+    before = manifests.load()
+    files = [(_src(tmp_path, "a.jsonl", b"a"), "a.jsonl", ("final",)), (_src(tmp_path, "b.json", b"b"), "b.json", ())]
+    uploads = store.upload_with_labels
+
+    def second_fails(src: Path, key: str, labels: dict[str, str]) -> StoreEntry:
+        if key.endswith("b.json"):
+            raise StorageError("connection dropped")
+        return uploads(src, key, labels)
+
+    store.upload_with_labels = second_fails  # type: ignore[method-assign]
+    with pytest.raises(StorageError, match="connection dropped"):
+        manifests.publish_all(files, forget={chunk.key})
+    assert ManifestStore(store).load().records == before.records
