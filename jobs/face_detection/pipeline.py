@@ -33,7 +33,15 @@ from jobs.face_detection.chunks import ChunkResult, InputStatus, SourceFacts, ch
 from jobs.face_detection.detections import FrameDetections
 from jobs.face_detection.detector import FaceDetector
 from jobs.face_detection.video_out import SegmentEncoder, segment_encoder
-from jobs.face_detection.video_source import InputError, TorchcodecSource, VideoSource, is_image, open_video, read_image
+from jobs.face_detection.video_source import (
+    FramePool,
+    InputError,
+    TorchcodecSource,
+    VideoSource,
+    is_image,
+    open_video,
+    read_image,
+)
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,10 @@ class _ChunkRun:
         self.draws = self.settings.video_format != "none"
         self.results_q: queue.Queue[Any] = queue.Queue(maxsize=capacity if self.draws else 64 * capacity)
         self.writer_error: BaseException | None = None
+        #: with ``video: none`` a batch's frames are done with once detected: decoded (and resized) into again
+        depth = (capacity + 2) * self.settings.batch_size
+        self.frame_pool = FramePool(depth) if not self.draws else None
+        self.small_pool = FramePool(depth) if not self.draws else None
 
     def new_encoder(self) -> SegmentEncoder | None:
         s = self.settings
@@ -307,10 +319,12 @@ class _ChunkRun:
             if wanted == 0:
                 self._put(self.frames_q, _RunEnd())
                 return
-            for index, frame in self.source.frames(start, settings.frame_step):
+            smalls = self.small_pool
+            for index, frame in self.source.frames(start, settings.frame_step, self.frame_pool):
                 small = frame
                 if (frame.shape[1], frame.shape[0]) != self.small:
-                    small = cv2.resize(frame, self.small, interpolation=cv2.INTER_AREA)
+                    small = cv2.resize(frame, self.small, dst=smalls.take() if smalls is not None else None,
+                                       interpolation=cv2.INTER_AREA)
                 pending.append((index, frame, small))
                 read += 1
                 if len(pending) == settings.batch_size:
@@ -371,6 +385,7 @@ class _ChunkRun:
                         sx, sy = frame.shape[1] / self.small[0], frame.shape[0] / self.small[1]
                         scaled = [f.scaled(sx, sy) for f in found] if (sx, sy) != (1, 1) else found
                         results.append((index, frame if self.draws else None, scaled))
+                    self._recycle(batch)
                     if not self._put(self.results_q, results):
                         break
                     done += len(batch)
@@ -399,6 +414,14 @@ class _ChunkRun:
             self.maker.close()  # frames were read ahead: the next run opens the video again
             return RunResult(InputStatus.STOPPED, "stop requested")
         return RunResult(InputStatus.DONE)
+
+    def _recycle(self, batch: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+        """With ``video: none`` nothing refers to a detected batch's frames (the detector copied them into its
+        input tensor; the results carry none): their buffers go back to the decoder."""
+        if self.frame_pool is None or self.small_pool is None:
+            return
+        self.frame_pool.give(frame for _, frame, _ in batch)
+        self.small_pool.give(small for _, frame, small in batch if small is not frame)
 
     def _next_batch(self) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], Any]:
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []

@@ -93,6 +93,32 @@ def test_frame_step_and_max_size(detector, face_video: Path, tmp_path: Path) -> 
     assert json.loads(small_files.summary.read_text())["inference_size"] == [200, 150]
 
 
+@pytest.mark.parametrize("max_size", [None, 256], ids=["full size", "resized"])
+def test_video_none_decodes_into_recycled_buffers_and_finds_the_same_faces(
+        detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_size: int | None) -> None:
+    """With video: none a batch's frames (and their resized copies) are decoded into again once detected; a
+    buffer handed back too early would change a later frame's faces. The face slides across the frames."""
+    from jobs.face_detection.video_source import FramePool
+
+    video = write_face_video(tmp_path / "slide.avi", frames=20)
+    _, reference = run(detector, video, tmp_path / "mp4", batch_size=2, chunk_frames=4, max_size=max_size)
+    reused = [0]
+    take = FramePool.take
+
+    def counted(pool: FramePool) -> np.ndarray | None:
+        buffer = take(pool)
+        reused[0] += buffer is not None
+        return buffer
+
+    monkeypatch.setattr(FramePool, "take", counted)
+    result, files = run(detector, video, tmp_path / "none", batch_size=2, chunk_frames=4, max_size=max_size,
+                        video_format="none", queue_batches=1)
+    assert result.status == "done" and result.frames == 20
+    assert reused[0] >= 10  # most frames went into a recycled buffer
+    assert files.detections.read_bytes() == reference.detections.read_bytes()
+    assert len({tuple(f.box for f in d.faces) for d in read_detections(files.detections.read_text())}) > 10
+
+
 def test_stop_then_resume_gives_identical_detections(detector, face_video: Path, tmp_path: Path) -> None:
     _, ref_files = run(detector, face_video, tmp_path / "ref", batch_size=2, chunk_frames=3)
     calls = {"n": 0}
