@@ -36,7 +36,7 @@ class InputTask:
 
 @dataclass
 class ExecutorHooks:
-    """How an executor reports to the job (all called in the executor's driver thread or writer thread)."""
+    """How an executor reports to the job (called in the executor's driver thread or an input's threads)."""
 
     should_stop: Callable[[], bool] = lambda: False
     on_frames: Callable[[str, int], None] = lambda name, frames: None  # frames made, not yet committed
@@ -77,9 +77,10 @@ def finish_input(task: InputTask, ledger: FaceLedger, video_format: str) -> Inpu
 
 class LocalExecutor:
     """Every chunk in this process: ``decoders`` inputs at once (in the tasks' order), each input's missing runs
-    of chunks in order. Each input has its own decoder and writer threads; the detector is shared (its calls
-    take turns: ``FacePipeline.detect_lock``), so every input's batches, and so its chunks, are the same as
-    when the inputs are made one by one."""
+    of chunks in order. Each input has its own decoder, writer and commit threads; the detector is shared (its
+    calls take turns: ``FacePipeline.detect_lock``), so every input's batches, and so its chunks, are the same
+    as when the inputs are made one by one. Even with one decoder, the next input decodes while the last one's
+    final chunks are committed and its outputs published (with the job's home on the Drive mount, seconds)."""
 
     def __init__(self, pipeline: Any, logger: logging.Logger | None = None, prefetch: Any = None,
                  decoders: int = 1) -> None:
@@ -96,7 +97,7 @@ class LocalExecutor:
         return {"executor": "local", "decoders": self.decoders}
 
     def run(self, tasks: list[InputTask], ledger: FaceLedger, hooks: ExecutorHooks) -> InputStatus:
-        if self.decoders == 1 or len(tasks) <= 1:
+        if len(tasks) <= 1:
             for task in tasks:
                 if hooks.should_stop():
                     return InputStatus.STOPPED

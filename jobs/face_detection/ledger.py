@@ -14,8 +14,10 @@ verified, record added last), so a session on another machine resumes from whate
 Publishing joins the chunks (in index order) into the final files in the output folder, uploads them, and then
 records them and forgets the chunks in one manifest write, deleting the chunks' objects only after it: a kill
 at any point leaves either the chunks or the outputs. One
-writer (the session's driver thread or the executor's commit thread) uses a ledger; the chunk records are
-kept in memory after one manifest read at start. Retention never applies (``retain=False``): every chunk is
+process writes a ledger (the lease holder); in it, several inputs' threads may commit and publish at once: the
+ledger's lock guards its records (held only to read or change them, never across an upload: on the Drive
+mount an upload takes seconds), the manifest store's lock its writes. The chunk records are kept in memory
+after one manifest read at start. Retention never applies (``retain=False``): every chunk is
 needed until its input is published, and the final outputs are kept.
 """
 
@@ -86,6 +88,7 @@ class FaceLedger:
         self._lock = threading.RLock()
         self._records: dict[str, ManifestRecord] = {}
         self._headers: dict[str, dict[str, Any]] = {}
+        self._committing: set[str] = set()  # chunk records being uploaded (outside the lock)
 
     @classmethod
     def in_folder(cls, folder: Path) -> FaceLedger:
@@ -245,18 +248,24 @@ class FaceLedger:
         """Commit ``chunk`` durably (exactly once: None if that chunk is already committed)."""
         name = chunk.record_name
         with self._lock:
-            if name in self._records:
+            if name in self._records or name in self._committing:
                 self.log.warning("chunk %s is already committed; the duplicate is dropped", name)
                 return None
+            self._committing.add(name)
+        try:  # the upload and the manifest write outside the ledger's lock: other inputs commit meanwhile
             staged, data = self.staging / name, chunk.to_bytes()
             staged.write_bytes(data)  # scratch (the store's copy is the durable one): no fsync, no rename
             try:
                 record = self.manifests.publish(staged, name, counter=chunk.index, retain=False)
             finally:
                 staged.unlink(missing_ok=True)
-            self._records[name] = record
-            self._headers[name] = json.loads(data.split(b"\n", 1)[0])
+            with self._lock:
+                self._records[name] = record
+                self._headers[name] = json.loads(data.split(b"\n", 1)[0])
             return record
+        finally:
+            with self._lock:
+                self._committing.discard(name)
 
     def discard_stale(self, name: str, fingerprint: str) -> None:
         """Forget and delete chunks of ``name`` made with another fingerprint (other settings or input)."""
@@ -283,16 +292,18 @@ class FaceLedger:
         records of the same names, in ONE manifest write (a reader sees the chunks or the outputs, never a
         mix); the forgotten objects are deleted after it."""
         published = {p.name for p in paths}
-        drop = {n: r for n, r in self._records.items()
-                if n in published or n == failed_name(name)
-                or ((c := parse_chunk_record_name(n)) is not None and c[0] == name)}
+        with self._lock:
+            drop = {n: r for n, r in self._records.items()
+                    if n in published or n == failed_name(name)
+                    or ((c := parse_chunk_record_name(n)) is not None and c[0] == name)}
         records = self.manifests.publish_all([(p, p.name, ("final",)) for p in paths],
                                              forget={r.key for r in drop.values()})
-        for record_name in drop:
-            self._records.pop(record_name, None)
-            self._headers.pop(record_name, None)
-        for record in records:
-            self._records[record.name] = record
+        with self._lock:
+            for record_name in drop:
+                self._records.pop(record_name, None)
+                self._headers.pop(record_name, None)
+            for record in records:
+                self._records[record.name] = record
         for record in drop.values():
             try:
                 self.store.delete(record.key)
@@ -301,64 +312,63 @@ class FaceLedger:
 
     def finish(self, name: str, fingerprint: str, input_path: Path, facts: dict[str, Any], video_format: str,
                image: bool = False) -> InputOutcome:
-        """Publish a complete input (or record it failed if its source was truncated); see the module doc."""
-        with self._lock:
-            state = self.chunks(name, fingerprint)
-            assert state.complete and state.end is not None
-            chunks = [self.read_chunk(name, fingerprint, i) for i in range(state.end + 1)]
-            last, source = chunks[-1], chunks[0].source
-            info = SourceInfo(source.width, source.height, source.fps, source.declared_frames)
-            reason = None if image else truncation_reason(info, last.source_frames)
-            if reason is not None:
-                self.record_failure(name, fingerprint, reason)
-                return InputOutcome(InputStatus.FAILED, reason)
-            frames = sum(c.frames for c in chunks)
-            faces = sum(c.faces for c in chunks)
-            seconds = sum(c.seconds for c in chunks)
-            out_fps = source.fps / int(facts.get("frame_step", 1)) if source.fps else 0.0
-            target = self.paths.output_file(video_file_name(name, video_format, image))
-            segments = (c.video for c in chunks if c.video)
-            if video_format == "none":  # detections and the summary only
-                videos = []
-            elif image:
-                videos = write_image(chunks[0].video, target)
-            elif frames:
-                videos = join_segments(video_format, segments, target, source.width, source.height, out_fps)
-            else:
-                videos = []
-            detections = self.paths.output_file(detections_name(name))
-            atomic_write_text(detections, b"".join(c.detections for c in chunks).decode("utf-8"))
-            summary = {
-                **facts,
-                "fingerprint": fingerprint,
-                "name": name,
-                "status": "done",
-                "width": source.width,
-                "height": source.height,
-                "inference_size": [source.inference_width, source.inference_height],
-                "source_fps": source.fps,
-                "source_frames": last.source_frames,
-                "frames_processed": frames,
-                "faces_total": faces,
-                "faces_per_frame_mean": round(faces / frames, 4) if frames else 0.0,
-                "faces_per_frame_max": max(c.max_faces for c in chunks),
-                "frames_with_faces": sum(c.frames_with_faces for c in chunks),
-                "processing_seconds": round(seconds, 3),
-                "fps_achieved": round(frames / seconds, 3) if seconds > 0 else 0.0,
-                "detections_file": detections.name,
-                "video_files": [p.name for p in videos],
-            }
-            summary_file = self.paths.output_file(summary_name(name))
-            atomic_write_json(summary_file, summary)
-            self._publish_outputs([*videos, detections, summary_file], name)
-            self.paths.output_file(failed_name(name)).unlink(missing_ok=True)
-            return InputOutcome(InputStatus.DONE, frames=frames, faces=faces, fps=summary["fps_achieved"])
+        """Publish a complete input (or record it failed if its source was truncated); see the module doc.
+        Called by the input's own thread (no other thread commits its chunks meanwhile)."""
+        state = self.chunks(name, fingerprint)
+        assert state.complete and state.end is not None
+        chunks = [self.read_chunk(name, fingerprint, i) for i in range(state.end + 1)]
+        last, source = chunks[-1], chunks[0].source
+        info = SourceInfo(source.width, source.height, source.fps, source.declared_frames)
+        reason = None if image else truncation_reason(info, last.source_frames)
+        if reason is not None:
+            self.record_failure(name, fingerprint, reason)
+            return InputOutcome(InputStatus.FAILED, reason)
+        frames = sum(c.frames for c in chunks)
+        faces = sum(c.faces for c in chunks)
+        seconds = sum(c.seconds for c in chunks)
+        out_fps = source.fps / int(facts.get("frame_step", 1)) if source.fps else 0.0
+        target = self.paths.output_file(video_file_name(name, video_format, image))
+        segments = (c.video for c in chunks if c.video)
+        if video_format == "none":  # detections and the summary only
+            videos = []
+        elif image:
+            videos = write_image(chunks[0].video, target)
+        elif frames:
+            videos = join_segments(video_format, segments, target, source.width, source.height, out_fps)
+        else:
+            videos = []
+        detections = self.paths.output_file(detections_name(name))
+        atomic_write_text(detections, b"".join(c.detections for c in chunks).decode("utf-8"))
+        summary = {
+            **facts,
+            "fingerprint": fingerprint,
+            "name": name,
+            "status": "done",
+            "width": source.width,
+            "height": source.height,
+            "inference_size": [source.inference_width, source.inference_height],
+            "source_fps": source.fps,
+            "source_frames": last.source_frames,
+            "frames_processed": frames,
+            "faces_total": faces,
+            "faces_per_frame_mean": round(faces / frames, 4) if frames else 0.0,
+            "faces_per_frame_max": max(c.max_faces for c in chunks),
+            "frames_with_faces": sum(c.frames_with_faces for c in chunks),
+            "processing_seconds": round(seconds, 3),
+            "fps_achieved": round(frames / seconds, 3) if seconds > 0 else 0.0,
+            "detections_file": detections.name,
+            "video_files": [p.name for p in videos],
+        }
+        summary_file = self.paths.output_file(summary_name(name))
+        atomic_write_json(summary_file, summary)
+        self._publish_outputs([*videos, detections, summary_file], name)
+        self.paths.output_file(failed_name(name)).unlink(missing_ok=True)
+        return InputOutcome(InputStatus.DONE, frames=frames, faces=faces, fps=summary["fps_achieved"])
 
     def record_failure(self, name: str, fingerprint: str, reason: str) -> None:
-        with self._lock:
-            path = self.paths.output_file(failed_name(name))
-            atomic_write_json(path, {"fingerprint": fingerprint, "reason": reason, "input": name})
-            self._publish_outputs([path], name)
+        path = self.paths.output_file(failed_name(name))
+        atomic_write_json(path, {"fingerprint": fingerprint, "reason": reason, "input": name})
+        self._publish_outputs([path], name)
 
     def committed_frames(self, name: str, fingerprint: str) -> int:
         """Processed frames in the committed chunks of ``name`` (for progress after a resume)."""

@@ -3,8 +3,9 @@
 Three stages overlap, joined by bounded queues so memory stays flat on long videos::
 
     decode thread  --frames-->  caller's thread: batch, detect  --results-->  writer thread: draw, encode the
-    (OpenCV read, resize to                (same-size frames,                  video segment, detections lines;
-     the fixed inference size)              one forward pass per batch)         hand over each finished chunk
+    (OpenCV read, resize to                (same-size frames,                  video segment, detections lines
+     the fixed inference size)              one forward pass per batch)         --chunks-->  commit thread
+                                                                                (hands each chunk over, in order)
 
 The inference size is fixed per video (long side <= ``max_size``), so every batch has the same shape (no
 cuDNN re-tuning) and the priors are built once. Boxes are mapped back to original-frame pixels. A chunk holds
@@ -54,6 +55,9 @@ class PipelineSettings:
     jpeg_quality: int = 90
     video_format: str = "mp4"
     queue_batches: int = 2
+    #: finished chunks that may wait for their commit while the next ones are made (0: the writer commits each
+    #: itself): a commit through a store on the Drive mount costs several round trips
+    commit_ahead: int = 4
 
     @property
     def frames_per_chunk(self) -> int:
@@ -146,7 +150,7 @@ class FacePipeline:
 
     def fingerprint(self, path: Path) -> str:
         """Input file + detector + every setting that changes a chunk's bytes."""
-        settings = {k: v for k, v in asdict(self.settings).items() if k != "queue_batches"}
+        settings = {k: v for k, v in asdict(self.settings).items() if k not in ("queue_batches", "commit_ahead")}
         text = f"{input_fingerprint(path)}|{self.detector_id}|{sorted(settings.items())}"
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -203,8 +207,9 @@ class ChunkMaker:
         on_decoded: Callable[[], None] = lambda: None,
     ) -> RunResult:
         """Make chunks ``first .. stop-1`` (``stop`` None: to the end of the source), handing each to
-        ``on_chunk`` (called in the writer thread, in order); ``on_decoded`` is called (in the decode thread)
-        once the source has ended and every frame is read. Never raises for an unreadable input."""
+        ``on_chunk`` (in order, in the commit thread; with ``commit_ahead: 0`` in the writer thread); every
+        chunk handed over is through ``on_chunk`` when this returns. ``on_decoded`` is called (in the decode
+        thread) once the source has ended and every frame is read. Never raises for an unreadable input."""
         start = chunk_start_frame(first, self.settings.frames_per_chunk, self.settings.frame_step)
         if self.source is not None and self.source.position > start:
             self.close()  # behind the reader: open again
@@ -278,7 +283,12 @@ class _ChunkRun:
         #: memory and a chunk commit (an fsync, a store upload) in the writer does not hold up the decoders
         self.draws = self.settings.video_format != "none"
         self.results_q: queue.Queue[Any] = queue.Queue(maxsize=capacity if self.draws else 64 * capacity)
+        #: finished chunks on their way to ``on_chunk`` (a commit through the store: on the Drive mount several
+        #: round trips, hidden behind the next chunk's work); None: the writer hands each over itself
+        ahead = self.settings.commit_ahead
+        self.chunks_q: queue.Queue[Any] | None = queue.Queue(maxsize=ahead) if ahead > 0 else None
         self.writer_error: BaseException | None = None
+        self.commit_error: BaseException | None = None
         #: with ``video: none`` a batch's frames are done with once detected: decoded (and resized) into again
         depth = (capacity + 2) * self.settings.batch_size
         self.frame_pool = FramePool(depth) if not self.draws else None
@@ -351,21 +361,47 @@ class _ChunkRun:
                 if isinstance(item, (_Failure, _Stop, _RunEnd)):
                     return  # a partial chunk is dropped: chunks are whole or absent
                 if isinstance(item, _End):
-                    self.on_chunk(chunk.result(self, True, item.source_frames))
+                    self._hand_over(chunk.result(self, True, item.source_frames))
                     return
                 for index, frame, faces in item:
                     chunk.add(index, frame, faces, fps, settings.landmarks)
                     if chunk.frames == settings.frames_per_chunk:
-                        self.on_chunk(chunk.result(self, False, 0))
+                        if not self._hand_over(chunk.result(self, False, 0)):
+                            return
                         chunk = _ChunkBuilder(self, chunk.index + 1)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self.writer_error = exc
+            self.abort.set()
+
+    def _hand_over(self, chunk: ChunkResult) -> bool:
+        """A finished chunk to ``on_chunk``: through the commit thread, or here (False: aborted)."""
+        if self.chunks_q is None:
+            self.on_chunk(chunk)
+            return True
+        return self._put(self.chunks_q, chunk)
+
+    def _commit(self) -> None:
+        """Hands the finished chunks to ``on_chunk`` in order until the writer is done (``_Stop``); on an abort,
+        the chunks already queued are still handed over (each is whole)."""
+        assert self.chunks_q is not None
+        try:
+            while True:
+                item = self._get(self.chunks_q)
+                if isinstance(item, (_Stop, _Failure)):
+                    return
+                self.on_chunk(item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self.commit_error = exc
             self.abort.set()
 
     # -- the caller's thread: batching and inference ---------------------------------------------------------
     def run(self) -> RunResult:
         decoder = threading.Thread(target=self._decode, name=f"decode:{self.maker.name}", daemon=True)
         writer = threading.Thread(target=self._write, name=f"write:{self.maker.name}", daemon=True)
+        committer = None
+        if self.chunks_q is not None:
+            committer = threading.Thread(target=self._commit, name=f"commit:{self.maker.name}", daemon=True)
+            committer.start()
         decoder.start()
         writer.start()
         done = 0
@@ -404,8 +440,14 @@ class _ChunkRun:
             if not self.abort.is_set():
                 self._put(self.results_q, _Stop() if failure is not None else end)
             writer.join()
+            if committer is not None and self.chunks_q is not None:
+                if not self.abort.is_set():
+                    self._put(self.chunks_q, _Stop())  # after the chunks the writer handed over
+                committer.join()
             self.abort.set()  # releases the decoder if it waits on a full queue
             decoder.join()
+        if self.commit_error is not None:
+            raise self.commit_error
         if self.writer_error is not None:
             raise self.writer_error
         if failure is not None:

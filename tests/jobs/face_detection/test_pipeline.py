@@ -252,3 +252,90 @@ def test_fp16_is_ignored_on_cpu(mobilenet) -> None:
 
     half = RetinaFaceDetector(mobilenet, torch.device("cpu"), fp16=True)
     assert half.dtype == torch.float32 and next(half.model.parameters()).dtype == torch.float32
+
+
+def _maker(detector, video: Path, **settings):
+    from jobs.face_detection.pipeline import ChunkMaker, FacePipeline, PipelineSettings
+
+    pipeline = FacePipeline(detector, PipelineSettings(**{"batch_size": 2, "chunk_frames": 2, **settings}), "test")
+    return ChunkMaker(pipeline, video, video.stem, "f" * 24)
+
+
+def test_a_slow_commit_does_not_hold_up_the_next_chunks(detector, tmp_path: Path) -> None:
+    """A commit through a store on the Drive mount takes round trips: while the first chunk's commit waits,
+    the next chunks are detected and made; every chunk is handed over, in order, before run returns."""
+    import threading
+
+    video = write_face_video(tmp_path / "slide.avi", frames=16)
+    release, handed, detected = threading.Event(), [], [0]
+
+    def slow_commit(chunk) -> None:
+        if chunk.index == 0:
+            assert release.wait(30)
+        handed.append(chunk.index)
+
+    def on_frames(frames: int) -> None:
+        detected[0] = frames
+        if frames >= 8:  # 4 chunks detected while chunk 0 still waits for its commit
+            release.set()
+
+    maker = _maker(detector, video, queue_batches=1)
+    try:
+        result = maker.run(0, None, slow_commit, on_frames=on_frames)
+    finally:
+        maker.close()
+    assert result.status == "done" and release.is_set()
+    assert handed == list(range(9))  # 8 chunks of 2 frames, then the end of the stream (no frames)
+
+    blocked = _maker(detector, video, queue_batches=1, commit_ahead=0)  # the writer commits: detection stalls
+    stalled = threading.Event()
+
+    def writer_commit(chunk) -> None:
+        if chunk.index == 0:
+            stalled.wait(1.0)
+            handed_then.append(detected[0])
+
+    handed_then: list[int] = []
+    try:
+        blocked.run(0, None, writer_commit, on_frames=lambda frames: detected.__setitem__(0, frames))
+    finally:
+        blocked.close()
+    assert handed_then[0] <= 6  # commit_ahead 0: the first chunk, one batch queued, one detected, then a wait
+
+
+def test_a_failed_commit_stops_the_run_and_is_raised(detector, tmp_path: Path) -> None:
+    from orchestrator.core.errors import StorageError
+
+    video = write_face_video(tmp_path / "slide.avi", frames=16)
+    handed: list[int] = []
+
+    def failing(chunk) -> None:
+        if chunk.index == 2:
+            raise StorageError("the store is gone")
+        handed.append(chunk.index)
+
+    maker = _maker(detector, video)
+    with pytest.raises(StorageError, match="the store is gone"):
+        maker.run(0, None, failing)
+    maker.close()
+    assert handed == [0, 1]
+
+
+def test_a_stop_hands_over_every_chunk_already_made(detector, tmp_path: Path) -> None:
+    video = write_face_video(tmp_path / "slide.avi", frames=16)
+    handed: list[int] = []
+    made = [0]
+
+    def commit(chunk) -> None:
+        handed.append(chunk.index)
+
+    def on_frames(frames: int) -> None:
+        made[0] = frames
+
+    maker = _maker(detector, video)
+    try:
+        result = maker.run(0, None, commit, should_stop=lambda: made[0] >= 6, on_frames=on_frames)
+    finally:
+        maker.close()
+    assert result.status == "stopped"
+    assert handed == list(range(len(handed))) and len(handed) >= 3  # the 6 frames detected: 3 whole chunks
