@@ -131,3 +131,28 @@ def test_decoders_auto_is_one_on_the_cpu_and_a_number_is_kept(tmp_path: Path, de
     assert 1 <= local_decoders(LocalExecutorSpec(), OnGpu()) <= 4
     with pytest.raises(ValueError, match="decoders"):
         LocalExecutorSpec(decoders=0)
+
+
+def test_one_decoder_decodes_the_next_input_while_the_last_is_published(tmp_path: Path, detector,  # type: ignore[no-untyped-def]
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publishing an input through a store on the Drive mount takes seconds: with one decoder the next input's
+    frames are decoded meanwhile (at most one input decodes at a time), and the outputs equal a run with no wait."""
+    videos = [write_face_video(tmp_path / f"clip {i}.avi", frames=6) for i in range(2)]
+    local_run(detector, videos, tmp_path / "reference", 1)
+    publishing, second_decoded = threading.Event(), threading.Event()
+    finish = FaceLedger.finish
+
+    def slow_finish(ledger, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "clip 0":
+            publishing.set()
+            assert second_decoded.wait(30), "the next input was not decoded while clip 0 was published"
+        return finish(ledger, name, *args, **kwargs)
+
+    def on_frames(name: str, frames: int) -> None:
+        if name == "clip 1" and publishing.is_set():
+            second_decoded.set()
+
+    monkeypatch.setattr(FaceLedger, "finish", slow_finish)
+    status, outcomes = local_run(detector, videos, tmp_path / "one decoder", 1, ExecutorHooks(on_frames=on_frames))
+    assert status is InputStatus.DONE and [outcomes[v.stem].frames for v in videos] == [6, 6]
+    assert outputs(tmp_path / "one decoder", videos) == outputs(tmp_path / "reference", videos)
