@@ -74,9 +74,17 @@ def copy_file_atomic(src: Path, dest: Path) -> int:
     """
     in_fd = os.open(src, os.O_RDONLY)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path_for(dest)
-        out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        for attempt in range(3):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                out_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except FileNotFoundError:
+                # the folder was pruned since the mkdir (a store removes a folder when another thread deletes its
+                # last object, e.g. a face job's published input while another input commits): make it again
+                if attempt == 2:
+                    raise
         try:
             try:
                 copied = copy_fd(in_fd, out_fd)

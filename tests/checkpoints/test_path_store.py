@@ -89,3 +89,26 @@ def test_list_with_name_prefix(tmp_path: Path) -> None:
     for key in ["c/micro_100.weights", "c/micro_200.weights", "c/other.weights", "cx/micro_1.weights"]:
         store.write_bytes(key, b"1")
     assert [e.key for e in store.list("c/micro_")] == ["c/micro_100.weights", "c/micro_200.weights"]
+
+
+def test_an_upload_into_a_folder_pruned_meanwhile_still_lands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads of one job: one deletes the last object of a bucket folder (the folder is pruned) between the
+    other's mkdir of that folder and the creation of its temp file there; the upload makes the folder again."""
+    from checkpoints import filecopy
+
+    store = PathStore(tmp_path / "store")
+    src = tmp_path / "chunk"
+    src.write_bytes(b"chunk bytes")
+    real_open, pruned = os.open, []
+
+    def open_after_a_prune(path, flags, *args):  # type: ignore[no-untyped-def]
+        if flags & os.O_CREAT and not pruned:
+            pruned.append(Path(path).parent)
+            Path(path).parent.rmdir()  # the other thread's delete pruned the (still empty) folder
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(filecopy.os, "open", open_after_a_prune)
+    entry = store.upload(src, "checkpoints/00003/00000042-a.chunk")
+    monkeypatch.undo()
+    assert pruned and entry.size == 11
+    assert store.read_bytes("checkpoints/00003/00000042-a.chunk") == b"chunk bytes"
