@@ -55,8 +55,8 @@ class PipelineSettings:
     jpeg_quality: int = 90
     video_format: str = "mp4"
     queue_batches: int = 2
-    #: finished chunks that may wait for their commit while the next ones are made (0: the writer commits each
-    #: itself): a commit through a store on the Drive mount costs several round trips
+    #: finished chunks that may wait for their commit while the next ones are made (0, and with ``video: none``:
+    #: the writer commits each itself): a commit through a store on the Drive mount costs several round trips
     commit_ahead: int = 4
 
     @property
@@ -207,7 +207,7 @@ class ChunkMaker:
         on_decoded: Callable[[], None] = lambda: None,
     ) -> RunResult:
         """Make chunks ``first .. stop-1`` (``stop`` None: to the end of the source), handing each to
-        ``on_chunk`` (in order, in the commit thread; with ``commit_ahead: 0`` in the writer thread); every
+        ``on_chunk`` (in order, in the commit thread; with ``commit_ahead: 0`` or ``video: none`` the writer); every
         chunk handed over is through ``on_chunk`` when this returns. ``on_decoded`` is called (in the decode
         thread) once the source has ended and every frame is read. Never raises for an unreadable input."""
         start = chunk_start_frame(first, self.settings.frames_per_chunk, self.settings.frame_step)
@@ -284,8 +284,9 @@ class _ChunkRun:
         self.draws = self.settings.video_format != "none"
         self.results_q: queue.Queue[Any] = queue.Queue(maxsize=capacity if self.draws else 64 * capacity)
         #: finished chunks on their way to ``on_chunk`` (a commit through the store: on the Drive mount several
-        #: round trips, hidden behind the next chunk's work); None: the writer hands each over itself
-        ahead = self.settings.commit_ahead
+        #: round trips, hidden behind the next chunk's work); None: the writer hands each over itself, as with
+        #: ``video: none``, where the writer's deep queue already lets the frames run on during a commit
+        ahead = self.settings.commit_ahead if self.draws else 0
         self.chunks_q: queue.Queue[Any] | None = queue.Queue(maxsize=ahead) if ahead > 0 else None
         self.writer_error: BaseException | None = None
         self.commit_error: BaseException | None = None
