@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -359,16 +360,21 @@ class ManifestStore:
                 log.info("retention: deleted %s (counter %s)", old.key, old.counter)
         return record
 
-    def publish_all(self, files: list[tuple[Path, str, tuple[str, ...]]], forget: set[str] | frozenset[str] = frozenset()
-                    ) -> list[ManifestRecord]:
-        """Upload and verify each ``(src, name, tags)`` (no counter), then record them all and drop the records
-        keyed in ``forget`` in ONE manifest write: a reader sees all of them or none, and a set of files costs
-        one manifest write, not one each (the objects of ``forget`` are deleted by the caller, after this).
+    def publish_all(self, files: list[tuple[Path, str, tuple[str, ...]]],
+                    forget: set[str] | frozenset[str] = frozenset()) -> list[ManifestRecord]:
+        """Upload and verify each ``(src, name, tags)`` (no counter; up to 4 at once), then record them all and
+        drop the records keyed in ``forget`` in ONE manifest write: a reader sees all of them or none, and a set
+        of files costs one manifest write, not one each (the objects of ``forget`` are deleted by the caller).
         A failed upload raises StorageError with the manifest untouched (objects uploaded before it are left
         for the sweeps, as after a crash)."""
         if self.guard is not None:
             self.guard()
-        records = [self._upload(src, name, None, tags, None) for src, name, tags in files]
+        if len(files) > 1:  # at once: on the Drive mount each upload is a few round trips, mostly waiting
+            with ThreadPoolExecutor(min(4, len(files)), thread_name_prefix="publish") as pool:
+                futures = [pool.submit(self._upload, src, name, None, tags, None) for src, name, tags in files]
+            records = [future.result() for future in futures]  # the first failure is raised, after all ended
+        else:
+            records = [self._upload(src, name, None, tags, None) for src, name, tags in files]
         if self._last_published in forget:
             self._last_published = None
 

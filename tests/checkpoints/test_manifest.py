@@ -198,3 +198,24 @@ def test_publish_all_with_a_failed_upload_leaves_the_manifest_unchanged(tmp_path
     with pytest.raises(StorageError, match="connection dropped"):
         manifests.publish_all(files, forget={chunk.key})
     assert ManifestStore(store).load().records == before.records
+
+
+def test_publish_all_uploads_the_files_at_once(tmp_path: Path) -> None:
+    """On the Drive mount an upload is mostly waiting on round trips: an input's outputs go up together (each
+    upload here waits for the other to start; one after the other, the barrier would time out)."""
+    import threading
+
+    store = MemoryStore()
+    manifests = ManifestStore(store)
+    both = threading.Barrier(2, timeout=10)
+    uploads = store.upload_with_labels
+
+    def waits_for_the_other(src: Path, key: str, labels: dict[str, str]) -> StoreEntry:
+        both.wait()
+        return uploads(src, key, labels)
+
+    store.upload_with_labels = waits_for_the_other  # type: ignore[method-assign]
+    files = [(_src(tmp_path, n, n.encode()), n, ("final",)) for n in ("clip.annotated.mp4", "clip.detections.jsonl")]
+    records = manifests.publish_all(files)
+    assert [r.name for r in records] == ["clip.annotated.mp4", "clip.detections.jsonl"]  # in the order given
+    assert [r.name for r in ManifestStore(store).load().records] == [r.name for r in records]
