@@ -22,18 +22,16 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_decode import NullDetector, make_video
+from bench.bench_decode import make_video, null_pipeline_fps
 from checkpoints.job_checkpoints import JobCheckpoints
 from checkpoints.path_store import PathStore
-from jobs.face_detection.executor import LocalExecutor, process_inputs
 from jobs.face_detection.ledger import FaceLedger
 from jobs.face_detection.paths import FacePaths
-from jobs.face_detection.pipeline import FacePipeline, PipelineSettings
+from jobs.face_detection.pipeline import PipelineSettings
 from orchestrator.core.paths import JobPaths
 from tests.mounts import mount
 
@@ -41,15 +39,9 @@ from tests.mounts import mount
 def run(videos: list[Path], home: Path, work: Path, commit_ahead: int) -> float:
     """One pass over ``videos`` with the job home (store, outputs) in ``home``; frames per second."""
     settings = PipelineSettings(batch_size=8, commit_ahead=commit_ahead)  # 256-frame chunks, annotated MP4
-    pipeline = FacePipeline(NullDetector(), settings, "null")
     paths = FacePaths(JobPaths(home=home, local=work))
-    t0 = time.perf_counter()
-    ledger = FaceLedger(JobCheckpoints(PathStore(home / "store"), paths.staging), paths).open()
-    _, outcomes, _ = process_inputs(LocalExecutor(pipeline), ledger, videos, pipeline.fingerprint, 1,
-                                    settings.frames_per_chunk)
-    seconds = time.perf_counter() - t0
-    assert all(o.status == "done" for o in outcomes.values()), outcomes
-    return sum(o.frames for o in outcomes.values()) / seconds
+    return null_pipeline_fps(videos, settings, 1, lambda: FaceLedger(
+        JobCheckpoints(PathStore(home / "store"), paths.staging), paths).open())
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,16 +78,23 @@ def decode_only(videos: list[Path], workers: int) -> float:
     return frames / (time.perf_counter() - t0)
 
 
-def pipeline_run(videos: list[Path], out: Path, workers: int, video_format: str) -> float:
-    """The job's path: one ledger, ``LocalExecutor`` with ``decoders=workers`` inputs at once."""
-    settings = PipelineSettings(batch_size=8, video_format=video_format)  # defaults: 256-frame chunks
+def null_pipeline_fps(videos: list[Path], settings: PipelineSettings, decoders: int,
+                      open_ledger: Callable[[], FaceLedger]) -> float:
+    """Frames per second of the job's path with the null detector: ``LocalExecutor`` with ``decoders`` inputs
+    at once over the ledger ``open_ledger`` opens (its opening timed too, as a session's start)."""
     pipeline = FacePipeline(NullDetector(), settings, "null")
     t0 = time.perf_counter()
-    _, outcomes, _ = process_inputs(LocalExecutor(pipeline, decoders=workers), FaceLedger.in_folder(out), videos,
+    _, outcomes, _ = process_inputs(LocalExecutor(pipeline, decoders=decoders), open_ledger(), videos,
                                     pipeline.fingerprint, 1, settings.frames_per_chunk)
     elapsed = time.perf_counter() - t0
     assert all(o.status == "done" for o in outcomes.values()), outcomes
     return sum(o.frames for o in outcomes.values()) / elapsed
+
+
+def pipeline_run(videos: list[Path], out: Path, workers: int, video_format: str) -> float:
+    """The job's path: one ledger in ``out``, ``workers`` inputs at once; defaults: 256-frame chunks."""
+    return null_pipeline_fps(videos, PipelineSettings(batch_size=8, video_format=video_format), workers,
+                             lambda: FaceLedger.in_folder(out))
 
 
 def main() -> None:

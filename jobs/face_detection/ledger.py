@@ -27,6 +27,7 @@ import json
 import logging
 import shutil
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,9 +280,14 @@ class FaceLedger:
         if not records:
             return
         self.manifests.forget({r.key for r in records.values()})
-        for record_name, record in records.items():
+        for record_name in records:
             self._records.pop(record_name, None)
             self._headers.pop(record_name, None)
+        self._delete_objects(records.values())
+
+    def _delete_objects(self, records: Iterable[ManifestRecord]) -> None:
+        """Delete the objects of records the manifest no longer names."""
+        for record in records:
             try:
                 self.store.delete(record.key)
             except StorageError as exc:  # forgotten already: at worst an orphan object is left
@@ -304,11 +310,7 @@ class FaceLedger:
                 self._headers.pop(record_name, None)
             for record in records:
                 self._records[record.name] = record
-        for record in drop.values():
-            try:
-                self.store.delete(record.key)
-            except StorageError as exc:  # forgotten already: at worst an orphan object is left
-                self.log.warning("could not delete %s from %s: %s", record.key, self.store, exc)
+        self._delete_objects(drop.values())
 
     def finish(self, name: str, fingerprint: str, input_path: Path, facts: dict[str, Any], video_format: str,
                image: bool = False) -> InputOutcome:
