@@ -45,7 +45,7 @@ def popen(folder: Path) -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_job_processes_inputs_records_failures_and_completes(tmp_path: Path) -> None:
     folder = job_folder(tmp_path)
-    (folder / "videos" / "broken.mp4").write_bytes(os.urandom(3000))
+    (folder / "videos" / "broken.mp4").write_bytes(b"this is not a video\n" * 150)  # fixed, not random bytes
     result = cli(folder, "run", "job.yaml")
     assert result.returncode == 0, result.stderr
     out = folder / "jobs" / "faces" / "output"
